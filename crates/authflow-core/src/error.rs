@@ -124,7 +124,7 @@ impl ErrorCode {
     pub const fn status(self) -> u16 {
         match self {
             ErrorCode::InvalidClient | ErrorCode::InvalidToken => 401,
-            ErrorCode::InsufficientScope | ErrorCode::AccessDenied => 403,
+            ErrorCode::InsufficientScope => 403,
             ErrorCode::ServerError => 500,
             ErrorCode::TemporarilyUnavailable => 503,
             ErrorCode::RateLimited => 429,
@@ -254,6 +254,8 @@ mod tests {
         assert_eq!(ErrorCode::InvalidClient.status(), 401);
         assert_eq!(ErrorCode::InvalidToken.status(), 401);
         assert_eq!(ErrorCode::InsufficientScope.status(), 403);
+        // RFC 8628 §3.5 returns access_denied from the token endpoint, where RFC 6749 §5.2 uses 400.
+        assert_eq!(ErrorCode::AccessDenied.status(), 400);
         assert_eq!(ErrorCode::SlowDown.status(), 400);
         assert_eq!(ErrorCode::AuthorizationPending.status(), 400);
         assert_eq!(ErrorCode::TemporarilyUnavailable.status(), 503);

@@ -98,7 +98,7 @@ impl fmt::Debug for SecretToken {
 }
 
 /// SHA-256 of a credential: what storage keeps and looks up. Equality is constant-time.
-#[derive(Clone, Copy, Eq, Hash)]
+#[derive(Clone, Copy, Eq)]
 pub struct TokenHash([u8; 32]);
 
 impl TokenHash {
@@ -136,6 +136,13 @@ impl TokenHash {
 impl PartialEq for TokenHash {
     fn eq(&self, other: &Self) -> bool {
         self.0.ct_eq(&other.0).into()
+    }
+}
+
+// Hash must agree with the constant-time `PartialEq`: equal values have equal bytes, so hashing the bytes does.
+impl std::hash::Hash for TokenHash {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state)
     }
 }
 
