@@ -15,6 +15,8 @@
 //! | [`ratelimit`] | the sliding-window rate limiter |
 //! | [`device`] | the RFC 8628 device-flow state machine and code generators |
 //! | [`metadata`] | RFC 8414 / RFC 9728 / OpenID discovery documents |
+//! | [`jose`] | JWK, JWS, JWT for ES256/EdDSA: RFC 9068 access tokens, RFC 7523 client assertions |
+//! | [`password`] | argon2id password hashing and verification |
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -22,7 +24,9 @@ pub mod device;
 pub mod entropy;
 pub mod error;
 pub mod grant;
+pub mod jose;
 pub mod metadata;
+pub mod password;
 pub mod pkce;
 pub mod ratelimit;
 pub mod scope;

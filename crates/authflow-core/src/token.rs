@@ -189,10 +189,7 @@ mod tests {
         assert_eq!(TokenHash::from_slice(t.hash().as_bytes()), Some(t.hash()));
         assert_eq!(TokenHash::from_slice(&[0u8; 31]), None);
         // Known SHA-256 vector.
-        assert_eq!(
-            TokenHash::of("abc").to_hex(),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(TokenHash::of("abc").to_hex(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     }
 
     #[test]

@@ -1,0 +1,118 @@
+//! Minting tokens: the one place access and refresh tokens are created and stored.
+
+use std::time::Duration;
+
+use authflow_core::{Scope, SecretToken, TokenKind, UnixTime};
+use authflow_store::{AccessToken, Grant, RefreshState, RefreshToken};
+use serde::Serialize;
+
+use crate::error::ApiError;
+use crate::{AppState, OsEntropy};
+
+/// The RFC 6749 §5.1 success response.
+#[derive(Debug, Serialize)]
+pub struct TokenResponse {
+    /// The access token.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    /// A refresh token, when the grant allows one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    /// The scope granted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+}
+
+/// What a new access token is for.
+#[derive(Debug, Clone)]
+pub struct TokenRequest<'a> {
+    /// The grant it belongs to.
+    pub grant: &'a Grant,
+    /// Its scope.
+    pub scope: Option<Scope>,
+    /// Its audience.
+    pub resources: Vec<String>,
+}
+
+/// A new grant for `client_id`, living `ttl` (never longer than the policy's grant lifetime).
+pub async fn new_grant(
+    state: &AppState,
+    client_id: &str,
+    subject: Option<&str>,
+    ttl: Duration,
+) -> Result<Grant, ApiError> {
+    let now = state.clock.now();
+    let grant = Grant {
+        id: SecretToken::generate(TokenKind::Grant, &mut OsEntropy).expose().to_owned(),
+        client_id: client_id.to_owned(),
+        subject: subject.map(str::to_owned),
+        created_at: now,
+        expires_at: now + ttl.min(state.policy.grant_ttl),
+        revoked_at: None,
+    };
+    state.store.insert_grant(&grant).await?;
+    Ok(grant)
+}
+
+/// Store a new access token; returns it with its lifetime in seconds.
+pub async fn access_token(state: &AppState, req: &TokenRequest<'_>) -> Result<(SecretToken, u64), ApiError> {
+    let now = state.clock.now();
+    let expires_at = (now + state.policy.access_token_ttl).min(req.grant.expires_at);
+    let token = SecretToken::generate(TokenKind::AccessToken, &mut OsEntropy);
+    state
+        .store
+        .insert_access_token(&AccessToken {
+            token_hash: token.hash(),
+            grant_id: req.grant.id.clone(),
+            client_id: req.grant.client_id.clone(),
+            subject: req.grant.subject.clone(),
+            scope: req.scope.clone(),
+            resources: req.resources.clone(),
+            issued_at: now,
+            expires_at,
+        })
+        .await?;
+    Ok((token, now.saturating_until(expires_at).as_secs()))
+}
+
+/// A refresh-token record (not yet stored) for `grant`, carrying the grant's full scope and resources.
+pub fn refresh_token(
+    state: &AppState,
+    grant: &Grant,
+    scope: Option<Scope>,
+    resources: Vec<String>,
+) -> (SecretToken, RefreshToken) {
+    let now: UnixTime = state.clock.now();
+    let token = SecretToken::generate(TokenKind::RefreshToken, &mut OsEntropy);
+    let record = RefreshToken {
+        token_hash: token.hash(),
+        grant_id: grant.id.clone(),
+        client_id: grant.client_id.clone(),
+        subject: grant.subject.clone(),
+        scope,
+        resources,
+        issued_at: now,
+        expires_at: (now + state.policy.refresh_token_ttl).min(grant.expires_at),
+        state: RefreshState::Active,
+    };
+    (token, record)
+}
+
+/// Issue an access token (and store and return `refresh`, if given) as a token response.
+pub async fn respond(
+    state: &AppState,
+    req: TokenRequest<'_>,
+    refresh: Option<SecretToken>,
+) -> Result<TokenResponse, ApiError> {
+    let (access, expires_in) = access_token(state, &req).await?;
+    Ok(TokenResponse {
+        access_token: access.expose().to_owned(),
+        token_type: "Bearer",
+        expires_in,
+        refresh_token: refresh.map(|r| r.expose().to_owned()),
+        scope: req.scope.map(|s| s.to_string()),
+    })
+}

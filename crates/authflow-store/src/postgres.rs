@@ -1,0 +1,97 @@
+//! The PostgreSQL backend: durable state shared by many replicas.
+//!
+//! Every operation that must be atomic is one conditional statement (`UPDATE … WHERE … RETURNING`,
+//! `INSERT … ON CONFLICT … DO UPDATE … WHERE`, a compare-and-set on a revision), or for refresh-token
+//! rotation such a statement and an insert in one transaction, so the guarantees hold across any number
+//! of connections and replicas at the default `READ COMMITTED` isolation. Purges from several replicas
+//! take turns on an advisory lock.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), authflow_store::StoreError> {
+//! use authflow_store::postgres::PostgresStore;
+//! let store = PostgresStore::connect("postgres://authflow@db.internal/authflow", 16).await?;
+//! store.migrate().await?;
+//! # Ok(()) }
+//! ```
+
+use std::str::FromStr;
+
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{Postgres, Transaction};
+
+use crate::sql::db_error;
+use crate::{StoreError, StoreResult};
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The advisory lock purges take turns on ("afpurge!").
+const PURGE_LOCK: i64 = 0x6166_7075_7267_6521;
+
+/// Storage in a PostgreSQL database.
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    /// Connect to the database a URL names (`postgres://user:password@host:port/database?…`), with up to
+    /// `max_connections` pooled connections.
+    pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
+        let options = PgConnectOptions::from_str(url).map_err(StoreError::unavailable)?;
+        Self::connect_with(options, max_connections).await
+    }
+
+    /// Connect with explicit options, e.g. to set a `search_path`:
+    /// `options.options([("search_path", "authflow")])`.
+    pub async fn connect_with(options: PgConnectOptions, max_connections: u32) -> StoreResult<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .connect_with(options)
+            .await
+            .map_err(StoreError::unavailable)?;
+        Ok(PostgresStore { pool })
+    }
+
+    /// The connection pool, for queries of your own next to authflow's tables.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Apply pending schema migrations (idempotent; `migrations/postgres` in this crate). Replicas starting
+    /// together are safe: the migrator holds an advisory lock.
+    pub async fn migrate(&self) -> StoreResult<()> {
+        MIGRATOR.run(&self.pool).await.map_err(StoreError::unavailable)
+    }
+
+    /// Close every connection, waiting for those in use to be returned.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    fn reader(&self) -> &PgPool {
+        &self.pool
+    }
+
+    fn writer(&self) -> &PgPool {
+        &self.pool
+    }
+
+    async fn begin_write(&self) -> StoreResult<Transaction<'static, Postgres>> {
+        self.pool.begin().await.map_err(db_error("transaction"))
+    }
+
+    /// A transaction holding the purge lock until it ends, so concurrent purges run one after the other
+    /// instead of deadlocking on each other's cascades.
+    async fn begin_purge(&self) -> StoreResult<Transaction<'static, Postgres>> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(PURGE_LOCK)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error("purge"))?;
+        Ok(tx)
+    }
+}
+
+crate::sql::impl_sql_store!(PostgresStore, Postgres, "postgres");

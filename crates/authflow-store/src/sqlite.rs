@@ -1,0 +1,145 @@
+//! The SQLite backend: one file on one machine, the default of `authflow serve`.
+//!
+//! The database runs in WAL mode, so readers never block the writer nor each other. SQLite admits one
+//! writer at a time; rather than let many pooled connections race for the write lock (and fail with
+//! `SQLITE_BUSY` under load), every write goes through a pool of exactly **one** connection, where writes
+//! queue in the process, and reads go through a separate pool of `max_connections` read-only connections.
+//! `busy_timeout` still covers other processes (e.g. `authflow user add` next to a running server).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), authflow_store::StoreError> {
+//! use authflow_store::sqlite::SqliteStore;
+//! let store = SqliteStore::connect("sqlite://authflow.db", 8).await?; // created if missing
+//! store.migrate().await?;
+//! # Ok(()) }
+//! ```
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, Transaction};
+
+use crate::sql::db_error;
+use crate::{StoreError, StoreResult};
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// How long a connection waits for a lock held by another process before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Storage in a SQLite database file.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    /// Read-only connections (`PRAGMA query_only`), `max_connections` of them.
+    reader: SqlitePool,
+    /// The single connection every write goes through.
+    writer: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Open (creating it if missing) the database a URL names: `sqlite://authflow.db` (relative),
+    /// `sqlite:///var/lib/authflow/authflow.db` (absolute) or `sqlite::memory:` (private to this store,
+    /// gone when it is dropped). Reads use up to `max_connections` connections; writes use one.
+    pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(StoreError::unavailable)?
+            .create_if_missing(true)
+            .foreign_keys(true)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(BUSY_TIMEOUT);
+
+        if url.contains(":memory:") || url.contains("mode=memory") {
+            // Each connection to an in-memory database would see its own; one connection serves all, and is
+            // never closed, since closing it would drop the data.
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .connect_with(options)
+                .await
+                .map_err(StoreError::unavailable)?;
+            return Ok(SqliteStore { reader: pool.clone(), writer: pool });
+        }
+
+        // The writer first: it creates the file and switches it to WAL (a persistent setting), which the
+        // readers then inherit.
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .connect_with(options.clone().journal_mode(SqliteJournalMode::Wal))
+            .await
+            .map_err(StoreError::unavailable)?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .connect_with(options.pragma("query_only", "ON"))
+            .await
+            .map_err(StoreError::unavailable)?;
+        Ok(SqliteStore { reader, writer })
+    }
+
+    /// Apply pending schema migrations (idempotent; `migrations/sqlite` in this crate).
+    pub async fn migrate(&self) -> StoreResult<()> {
+        MIGRATOR.run(&self.writer).await.map_err(StoreError::unavailable)
+    }
+
+    /// Close every connection, waiting for those in use to be returned.
+    pub async fn close(&self) {
+        self.writer.close().await;
+        self.reader.close().await;
+    }
+
+    fn reader(&self) -> &SqlitePool {
+        &self.reader
+    }
+
+    fn writer(&self) -> &SqlitePool {
+        &self.writer
+    }
+
+    /// `BEGIN IMMEDIATE` takes the write lock up front, so a transaction never fails half-way for want of
+    /// it (a deferred one could, if another process wrote in between).
+    async fn begin_write(&self) -> StoreResult<Transaction<'static, Sqlite>> {
+        self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(db_error("transaction"))
+    }
+
+    async fn begin_purge(&self) -> StoreResult<Transaction<'static, Sqlite>> {
+        self.begin_write().await
+    }
+}
+
+crate::sql::impl_sql_store!(SqliteStore, Sqlite, "sqlite");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn pragma(pool: &SqlitePool, name: &str) -> String {
+        use sqlx::Row;
+        let row = sqlx::query(&format!("PRAGMA {name}")).fetch_one(pool).await.unwrap();
+        row.try_get::<String, _>(0).unwrap_or_else(|_| row.get::<i64, _>(0).to_string())
+    }
+
+    #[tokio::test]
+    async fn connections_are_configured() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("pragmas.db").display());
+        let store = SqliteStore::connect(&url, 3).await.unwrap();
+        store.migrate().await.unwrap();
+        for pool in [&store.writer, &store.reader] {
+            assert_eq!(pragma(pool, "journal_mode").await, "wal");
+            assert_eq!(pragma(pool, "foreign_keys").await, "1");
+            assert_eq!(pragma(pool, "synchronous").await, "1", "NORMAL");
+            assert_eq!(pragma(pool, "busy_timeout").await, BUSY_TIMEOUT.as_millis().to_string());
+        }
+        assert_eq!(pragma(&store.writer, "query_only").await, "0");
+        assert_eq!(pragma(&store.reader, "query_only").await, "1", "readers cannot write");
+        let write =
+            sqlx::query("INSERT INTO replay_guard (key, expires_at) VALUES ('k', 1)").execute(&store.reader).await;
+        assert!(write.is_err(), "a write through the reader pool is refused");
+        assert_eq!(store.writer.options().get_max_connections(), 1, "one writer");
+        assert_eq!(store.reader.options().get_max_connections(), 3);
+    }
+}

@@ -1,0 +1,130 @@
+//! The storage traits. A backend implements all of them; [`Store`] bundles them for `Arc<dyn Store>`.
+//!
+//! Every method that must be atomic says so, and the shared test suite (feature `test-suite`) checks it
+//! under concurrency on every backend.
+
+use async_trait::async_trait;
+use authflow_core::device::DeviceGrant;
+use authflow_core::{TokenHash, UnixTime};
+
+use crate::model::*;
+use crate::StoreError;
+
+/// Shorthand for storage results.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Registered clients.
+#[async_trait]
+pub trait ClientStore: Send + Sync {
+    /// Insert a new client; [`StoreError::Conflict`] if the id exists.
+    async fn insert_client(&self, client: &Client) -> StoreResult<()>;
+    /// Replace an existing client's record; `false` if there is none.
+    async fn update_client(&self, client: &Client) -> StoreResult<bool>;
+    /// Find a client by id (disabled and expired ones too: the caller decides).
+    async fn find_client(&self, client_id: &str) -> StoreResult<Option<Client>>;
+    /// All clients, ordered by creation time then id.
+    async fn list_clients(&self) -> StoreResult<Vec<Client>>;
+    /// Delete a client and everything issued to it (grants, codes, tokens, device authorizations); `false`
+    /// if there was none.
+    async fn delete_client(&self, client_id: &str) -> StoreResult<bool>;
+}
+
+/// Local users.
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// Insert a new user; [`StoreError::Conflict`] if the id or username exists.
+    async fn insert_user(&self, user: &User) -> StoreResult<()>;
+    /// Replace an existing user's record; `false` if there is none.
+    async fn update_user(&self, user: &User) -> StoreResult<bool>;
+    /// Find a user by subject id.
+    async fn find_user(&self, id: &str) -> StoreResult<Option<User>>;
+    /// Find a user by login name (exact match).
+    async fn find_user_by_username(&self, username: &str) -> StoreResult<Option<User>>;
+    /// All users, ordered by username.
+    async fn list_users(&self) -> StoreResult<Vec<User>>;
+    /// Delete a user; `false` if there was none.
+    async fn delete_user(&self, id: &str) -> StoreResult<bool>;
+}
+
+/// Grants, authorization codes and tokens.
+#[async_trait]
+pub trait TokenStore: Send + Sync {
+    /// Record a new grant; [`StoreError::Conflict`] if the id exists. Its client must exist.
+    async fn insert_grant(&self, grant: &Grant) -> StoreResult<()>;
+    /// Find a grant by id.
+    async fn find_grant(&self, id: &str) -> StoreResult<Option<Grant>>;
+    /// Revoke a grant and so every token issued from it; `false` if there is no such grant. Idempotent.
+    async fn revoke_grant(&self, id: &str, now: UnixTime) -> StoreResult<bool>;
+
+    /// Store an authorization code. Its client must exist.
+    async fn insert_code(&self, code: &AuthorizationCode) -> StoreResult<()>;
+    /// Mark a code used, **atomically**: of any number of concurrent calls with one code exactly one gets
+    /// [`CodeConsumption::Consumed`]; every later one gets [`CodeConsumption::Replayed`].
+    async fn consume_code(&self, code_hash: &TokenHash, now: UnixTime) -> StoreResult<CodeConsumption>;
+
+    /// Store an access token. Its grant and client must exist.
+    async fn insert_access_token(&self, token: &AccessToken) -> StoreResult<()>;
+    /// Find a live access token: not expired at `now`, not revoked, grant not revoked.
+    async fn find_access_token(&self, token_hash: &TokenHash, now: UnixTime) -> StoreResult<Option<AccessToken>>;
+    /// Revoke one access token; `false` if there was none.
+    async fn revoke_access_token(&self, token_hash: &TokenHash, now: UnixTime) -> StoreResult<bool>;
+
+    /// Store a refresh token. Its grant and client must exist.
+    async fn insert_refresh_token(&self, token: &RefreshToken) -> StoreResult<()>;
+    /// Find a refresh token in any state (expiry is the caller's to check), so reuse can be detected.
+    async fn find_refresh_token(&self, token_hash: &TokenHash) -> StoreResult<Option<RefreshToken>>;
+    /// Rotate, **atomically**: mark `old` rotated and store `new` only if `old` is still active; of any number
+    /// of concurrent rotations of one token exactly one returns `true`. `false` means it was already rotated
+    /// or revoked (the caller treats that as reuse).
+    async fn rotate_refresh_token(&self, old: &TokenHash, new: &RefreshToken, now: UnixTime) -> StoreResult<bool>;
+    /// Revoke one refresh token; `false` if there was none.
+    async fn revoke_refresh_token(&self, token_hash: &TokenHash, now: UnixTime) -> StoreResult<bool>;
+}
+
+/// RFC 8628 device authorizations.
+#[async_trait]
+pub trait DeviceStore: Send + Sync {
+    /// Store a new device authorization; [`StoreError::Conflict`] if its user code is taken (the caller draws
+    /// another). Its client must exist.
+    async fn insert_device_grant(&self, grant: &DeviceGrant) -> StoreResult<()>;
+    /// Find by device-code hash.
+    async fn find_device_grant(&self, device_code_hash: &TokenHash) -> StoreResult<Option<DeviceGrant>>;
+    /// Find by normalised user code.
+    async fn find_device_grant_by_user_code(&self, user_code: &str) -> StoreResult<Option<DeviceGrant>>;
+    /// Write `grant` back **only if** the stored revision still equals `grant.revision` (compare-and-set),
+    /// storing it with `revision + 1`. `false` means someone else changed it first.
+    async fn update_device_grant(&self, grant: &DeviceGrant) -> StoreResult<bool>;
+}
+
+/// JWT signing keys.
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    /// Store a key; [`StoreError::Conflict`] if the kid exists.
+    async fn insert_signing_key(&self, key: &SigningKey) -> StoreResult<()>;
+    /// All keys, newest first.
+    async fn list_signing_keys(&self) -> StoreResult<Vec<SigningKey>>;
+    /// Set a key's retirement times; `false` if there is no such key.
+    async fn retire_signing_key(&self, kid: &str, retire_at: UnixTime, expires_at: UnixTime) -> StoreResult<bool>;
+}
+
+/// One-time-use markers, e.g. JWT `jti`s of client assertions (RFC 7523 §3).
+#[async_trait]
+pub trait ReplayStore: Send + Sync {
+    /// Remember `key` until `expires_at`, **atomically**: `true` the first time, `false` if it is already
+    /// remembered and not yet expired.
+    async fn remember_once(&self, key: &str, expires_at: UnixTime, now: UnixTime) -> StoreResult<bool>;
+}
+
+/// Everything authflow keeps.
+#[async_trait]
+pub trait Store: ClientStore + UserStore + TokenStore + DeviceStore + KeyStore + ReplayStore + std::fmt::Debug {
+    /// The backend's name, for logs and `/ready`.
+    fn backend(&self) -> &'static str;
+    /// Check that the backend answers.
+    async fn ping(&self) -> StoreResult<()>;
+    /// Delete what expired by `now` (`expires_at <= now`): codes, tokens, grants (no token outlives its
+    /// grant), device authorizations, replay entries, clients given a lifetime (dynamic ones). What was issued from a deleted grant or
+    /// client goes with it, as in [`ClientStore::delete_client`]; the report counts only rows that expired
+    /// themselves. Safe to run on many replicas at once.
+    async fn purge_expired(&self, now: UnixTime) -> StoreResult<PurgeReport>;
+}
