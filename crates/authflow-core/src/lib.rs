@@ -17,6 +17,7 @@
 //! | [`metadata`] | RFC 8414 / RFC 9728 / OpenID discovery documents |
 //! | [`jose`] | JWK, JWS, JWT for ES256/EdDSA: RFC 9068 access tokens, RFC 7523 client assertions |
 //! | [`password`] | argon2id password hashing and verification |
+//! | [`ssrf`] | outbound-fetch policy: host parsing in every resolver spelling, address classes, allow-lists |
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -30,6 +31,7 @@ pub mod password;
 pub mod pkce;
 pub mod ratelimit;
 pub mod scope;
+pub mod ssrf;
 pub mod time;
 pub mod token;
 pub mod validation;

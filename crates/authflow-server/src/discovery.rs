@@ -25,7 +25,13 @@ pub(crate) fn metadata(state: &AppState) -> AuthorizationServerMetadata {
     let secret_methods: Vec<String> =
         ["client_secret_basic", "client_secret_post", "private_key_jwt"].into_iter().map(String::from).collect();
     m.scopes_supported = state.scopes.clone();
+    m.authorization_endpoint = Some(state.endpoint("authorize"));
+    m.response_types_supported = vec!["code".to_owned()];
+    m.response_modes_supported = vec!["query".to_owned()];
+    m.authorization_response_iss_parameter_supported = Some(true);
     m.token_endpoint = Some(state.endpoint("token"));
+    m.jwks_uri = Some(state.endpoint("jwks.json"));
+    m.registration_endpoint = Some(state.endpoint("register"));
     m.grant_types_supported = state.grant_types().iter().map(|g| g.as_str().to_owned()).collect();
     m.token_endpoint_auth_methods_supported = ["none", "client_secret_basic", "client_secret_post", "private_key_jwt"]
         .into_iter()

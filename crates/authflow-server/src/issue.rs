@@ -2,11 +2,13 @@
 
 use std::time::Duration;
 
-use authflow_core::{Scope, SecretToken, TokenKind, UnixTime};
+use authflow_core::jose::{AccessTokenClaims, Audience};
+use authflow_core::{OAuthError, Scope, SecretToken, TokenKind, UnixTime};
 use authflow_store::{AccessToken, Grant, RefreshState, RefreshToken};
 use serde::Serialize;
 
 use crate::error::ApiError;
+use crate::policy::AccessTokenFormat;
 use crate::{AppState, OsEntropy};
 
 /// The RFC 6749 §5.1 success response.
@@ -61,7 +63,10 @@ pub async fn new_grant(
 pub async fn access_token(state: &AppState, req: &TokenRequest<'_>) -> Result<(SecretToken, u64), ApiError> {
     let now = state.clock.now();
     let expires_at = (now + state.policy.access_token_ttl).min(req.grant.expires_at);
-    let token = SecretToken::generate(TokenKind::AccessToken, &mut OsEntropy);
+    let token = match state.policy.access_token_format {
+        AccessTokenFormat::Opaque => SecretToken::generate(TokenKind::AccessToken, &mut OsEntropy),
+        AccessTokenFormat::Jwt => SecretToken::from_presented(jwt_access_token(state, req, now, expires_at).await?),
+    };
     state
         .store
         .insert_access_token(&AccessToken {
@@ -76,6 +81,35 @@ pub async fn access_token(state: &AppState, req: &TokenRequest<'_>) -> Result<(S
         })
         .await?;
     Ok((token, now.saturating_until(expires_at).as_secs()))
+}
+
+/// An RFC 9068 access token. Without a resource its audience is the issuer (usable at `/userinfo`).
+async fn jwt_access_token(
+    state: &AppState,
+    req: &TokenRequest<'_>,
+    now: UnixTime,
+    expires_at: UnixTime,
+) -> Result<String, ApiError> {
+    let key = state.keys.signing_key(now).await?;
+    let audience = match req.resources.as_slice() {
+        [] => Audience::one(state.issuer_string()),
+        [one] => Audience::one(one.clone()),
+        many => Audience::many(many.iter().cloned()),
+    };
+    let subject = req.grant.subject.clone().unwrap_or_else(|| req.grant.client_id.clone());
+    let mut claims = AccessTokenClaims::new(
+        state.issuer_string(),
+        subject,
+        audience,
+        req.grant.client_id.clone(),
+        now,
+        now.saturating_until(expires_at),
+        &mut OsEntropy,
+    );
+    if let Some(scope) = &req.scope {
+        claims = claims.with_scope(scope);
+    }
+    claims.sign(&key).map_err(|e| ApiError::from(OAuthError::from(e)))
 }
 
 /// A refresh-token record (not yet stored) for `grant`, carrying the grant's full scope and resources.

@@ -16,26 +16,34 @@
 #![warn(missing_docs)]
 
 mod assertion;
+mod authorize;
 mod client_auth;
+mod client_ip;
 mod discovery;
 pub mod error;
 mod health;
 mod introspect;
 mod issue;
+mod jwks;
+pub mod keys;
+mod pages;
 pub mod params;
 pub mod policy;
 mod purge;
+mod register;
 mod revoke;
 mod rules;
 pub mod runtime;
+mod session;
 mod token;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use authflow_core::ratelimit::MemoryRateLimiter;
 use authflow_core::GrantType;
 use authflow_store::Store;
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::Router;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
@@ -43,7 +51,7 @@ use url::Url;
 
 pub use error::ApiError;
 pub use policy::Policy;
-pub use runtime::{Clock, ManualClock, OsEntropy, SystemClock};
+pub use runtime::{random_id, Clock, ManualClock, OsEntropy, SystemClock};
 
 /// Largest request body any endpoint accepts; OAuth requests are small, so anything larger is hostile.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -65,6 +73,12 @@ pub(crate) struct AppState {
     pub clock: Arc<dyn Clock>,
     pub scopes: Vec<String>,
     pub policy: Policy,
+    /// Sign-in attempts, per username and per client address (in this process).
+    pub login_limiter: MemoryRateLimiter,
+    /// JWT signing keys.
+    pub keys: keys::KeyRing,
+    /// Registrations, per client address (in this process).
+    pub registration_limiter: MemoryRateLimiter,
 }
 
 impl AppState {
@@ -117,9 +131,12 @@ impl AuthServer {
         Router::new()
             .merge(health::routes())
             .merge(discovery::routes(&self.state.issuer))
+            .merge(authorize::routes(&base))
             .route(&format!("{base}/token"), post(token::token))
             .route(&format!("{base}/introspect"), post(introspect::introspect))
             .route(&format!("{base}/revoke"), post(revoke::revoke))
+            .route(&format!("{base}/jwks.json"), get(jwks::jwks))
+            .merge(register::routes(&base))
             .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
             .layer(TraceLayer::new_for_http())
             .with_state(self.state.clone())
@@ -167,11 +184,14 @@ impl AuthServerBuilder {
         }
         Ok(AuthServer {
             state: Arc::new(AppState {
+                keys: keys::KeyRing::new(self.store.clone(), authflow_core::jose::Algorithm::ES256),
                 issuer,
                 store: self.store,
                 clock: self.clock,
                 scopes: self.scopes,
                 policy: self.policy,
+                login_limiter: MemoryRateLimiter::new(),
+                registration_limiter: MemoryRateLimiter::new(),
             }),
         })
     }

@@ -3,12 +3,33 @@
 use std::time::Duration;
 
 use authflow_core::pkce::PkcePolicy;
+use authflow_core::ratelimit::RateLimit;
 use authflow_core::validation::redirect_uri::RedirectUriPolicy;
 use authflow_core::validation::resource::ResourcePolicy;
+
+/// The form of access tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AccessTokenFormat {
+    /// 256-bit random strings; resource servers verify them by introspection.
+    #[default]
+    Opaque,
+    /// RFC 9068 JWTs signed with the deployment's key; resource servers may verify them locally against the
+    /// JWKS. They are stored (hashed) too, so introspection and revocation work the same.
+    Jwt,
+}
 
 /// Lifetimes and rules.
 #[derive(Debug, Clone)]
 pub struct Policy {
+    /// Registrations allowed per client address (default 100 per 10 minutes).
+    pub registrations_per_ip: RateLimit,
+    /// When set, `POST /register` requires this initial access token (RFC 7591 §3) as a Bearer token: a
+    /// closed deployment. Only its hash is kept.
+    pub registration_token: Option<authflow_core::TokenHash>,
+    /// Lifetime of dynamically registered clients (default: unlimited).
+    pub dynamic_client_ttl: Option<Duration>,
+    /// Opaque (default) or JWT access tokens.
+    pub access_token_format: AccessTokenFormat,
     /// Access-token lifetime (default 1 hour).
     pub access_token_ttl: Duration,
     /// Refresh-token lifetime; each rotation starts a new one, capped by the grant (default 30 days).
@@ -31,11 +52,24 @@ pub struct Policy {
     pub resources: Vec<String>,
     /// Refuse authorization and token requests that name no `resource` (RFC 8707).
     pub require_resource: bool,
+    /// How long a browser stays signed in at the authorization endpoint (default 12 hours).
+    pub session_ttl: Duration,
+    /// How long an approval is remembered, so the same client asking for no more skips the consent page
+    /// (default 90 days).
+    pub consent_ttl: Duration,
+    /// Sign-in attempts allowed per username (default 10 per 5 minutes).
+    pub login_attempts_per_user: RateLimit,
+    /// Sign-in attempts allowed per client IP address (default 30 per 5 minutes).
+    pub login_attempts_per_ip: RateLimit,
 }
 
 impl Default for Policy {
     fn default() -> Self {
         Policy {
+            registrations_per_ip: RateLimit::new(100, Duration::from_secs(600)).expect("a valid rate limit"),
+            registration_token: None,
+            dynamic_client_ttl: None,
+            access_token_format: AccessTokenFormat::Opaque,
             access_token_ttl: Duration::from_secs(3600),
             refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
             grant_ttl: Duration::from_secs(90 * 24 * 3600),
@@ -47,6 +81,15 @@ impl Default for Policy {
             resource_uris: ResourcePolicy::default(),
             resources: Vec::new(),
             require_resource: false,
+            session_ttl: Duration::from_secs(12 * 3600),
+            consent_ttl: Duration::from_secs(90 * 24 * 3600),
+            login_attempts_per_user: attempts(10, Duration::from_secs(300)),
+            login_attempts_per_ip: attempts(30, Duration::from_secs(300)),
         }
     }
+}
+
+/// A constant, valid limit.
+fn attempts(limit: u32, window: Duration) -> RateLimit {
+    RateLimit::new(limit, window).unwrap_or_else(|e| unreachable!("a constant rate limit is valid: {e}"))
 }

@@ -25,6 +25,8 @@ struct Inner {
     devices: HashMap<TokenHash, DeviceGrant>,
     keys: Vec<SigningKey>,
     replay: HashMap<String, UnixTime>,
+    sessions: HashMap<TokenHash, LoginSession>,
+    consents: HashMap<(String, String), Consent>,
 }
 
 impl Inner {
@@ -48,14 +50,25 @@ impl Inner {
         self.require_client(what, client_id)
     }
 
-    /// Remove what was issued from clients and grants that no longer exist, as the SQL backends' cascades do.
+    /// What the SQL backends' foreign keys enforce for a user's sessions and consents.
+    fn require_user(&self, what: &str, user_id: &str) -> StoreResult<()> {
+        if !self.users.contains_key(user_id) {
+            return Err(StoreError::Corrupt(format!("{what} for unknown user {user_id}")));
+        }
+        Ok(())
+    }
+
+    /// Remove what was issued from clients, grants and users that no longer exist, as the SQL backends'
+    /// cascades do.
     fn cascade(&mut self) {
-        let Inner { clients, grants, codes, access, refresh, devices, .. } = self;
+        let Inner { clients, users, grants, codes, access, refresh, devices, sessions, consents, .. } = self;
         grants.retain(|_, g| clients.contains_key(&g.client_id));
         codes.retain(|_, (c, _)| clients.contains_key(&c.client_id));
         access.retain(|_, (t, _)| clients.contains_key(&t.client_id) && grants.contains_key(&t.grant_id));
         refresh.retain(|_, (t, _, _)| clients.contains_key(&t.client_id) && grants.contains_key(&t.grant_id));
         devices.retain(|_, d| clients.contains_key(&d.client_id));
+        sessions.retain(|_, s| users.contains_key(&s.user_id));
+        consents.retain(|_, c| users.contains_key(&c.user_id) && clients.contains_key(&c.client_id));
     }
 }
 
@@ -154,7 +167,12 @@ impl UserStore for MemoryStore {
     }
 
     async fn delete_user(&self, id: &str) -> StoreResult<bool> {
-        Ok(self.lock().users.remove(id).is_some())
+        let mut s = self.lock();
+        if s.users.remove(id).is_none() {
+            return Ok(false);
+        }
+        s.cascade();
+        Ok(true)
     }
 }
 
@@ -352,6 +370,47 @@ impl ReplayStore for MemoryStore {
 }
 
 #[async_trait]
+impl SessionStore for MemoryStore {
+    async fn insert_session(&self, session: &LoginSession) -> StoreResult<()> {
+        let mut s = self.lock();
+        if s.sessions.contains_key(&session.id_hash) {
+            return Err(StoreError::Conflict("login session"));
+        }
+        s.require_user("login session", &session.user_id)?;
+        s.sessions.insert(session.id_hash, session.clone());
+        Ok(())
+    }
+
+    async fn find_session(&self, id_hash: &TokenHash, now: UnixTime) -> StoreResult<Option<LoginSession>> {
+        Ok(self.lock().sessions.get(id_hash).filter(|s| s.expires_at > now).cloned())
+    }
+
+    async fn delete_session(&self, id_hash: &TokenHash) -> StoreResult<bool> {
+        Ok(self.lock().sessions.remove(id_hash).is_some())
+    }
+}
+
+#[async_trait]
+impl ConsentStore for MemoryStore {
+    async fn upsert_consent(&self, consent: &Consent) -> StoreResult<()> {
+        let mut s = self.lock();
+        s.require_user("consent", &consent.user_id)?;
+        s.require_client("consent", &consent.client_id)?;
+        s.consents.insert((consent.user_id.clone(), consent.client_id.clone()), consent.clone());
+        Ok(())
+    }
+
+    async fn find_consent(&self, user_id: &str, client_id: &str, now: UnixTime) -> StoreResult<Option<Consent>> {
+        let s = self.lock();
+        Ok(s.consents.get(&(user_id.to_owned(), client_id.to_owned())).filter(|c| c.expires_at > now).cloned())
+    }
+
+    async fn delete_consent(&self, user_id: &str, client_id: &str) -> StoreResult<bool> {
+        Ok(self.lock().consents.remove(&(user_id.to_owned(), client_id.to_owned())).is_some())
+    }
+}
+
+#[async_trait]
 impl Store for MemoryStore {
     fn backend(&self) -> &'static str {
         "memory"
@@ -375,6 +434,8 @@ impl Store for MemoryStore {
         r.grants = sweep(&mut s.grants, |g| g.expires_at > now);
         r.device_grants = sweep(&mut s.devices, |d| d.expires_at > now);
         r.replay_entries = sweep(&mut s.replay, |until| *until > now);
+        r.sessions = sweep(&mut s.sessions, |session| session.expires_at > now);
+        r.consents = sweep(&mut s.consents, |c| c.expires_at > now);
         r.clients = sweep(&mut s.clients, |c| c.expires_at.is_none_or(|e| e > now));
         // Like the SQL cascades: what was issued from a purged client or grant goes too (uncounted).
         s.cascade();

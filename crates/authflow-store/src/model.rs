@@ -236,6 +236,40 @@ pub struct SigningKey {
     pub expires_at: Option<UnixTime>,
 }
 
+/// A browser's sign-in at the authorization endpoint. The session id travels only in the browser's cookie;
+/// storage keeps its hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginSession {
+    /// SHA-256 of the session id.
+    pub id_hash: TokenHash,
+    /// The user who signed in.
+    pub user_id: String,
+    /// When the user authenticated (OpenID Connect `auth_time`).
+    pub auth_time: UnixTime,
+    /// When the session was created.
+    pub created_at: UnixTime,
+    /// When it ends.
+    pub expires_at: UnixTime,
+}
+
+/// A user's remembered consent for one client: later requests asking for no more than this skip the consent
+/// page until it expires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consent {
+    /// The user who consented.
+    pub user_id: String,
+    /// The client they consented to.
+    pub client_id: String,
+    /// The scope approved.
+    pub scope: Option<Scope>,
+    /// The RFC 8707 resources approved (empty: a token without an audience restriction was approved).
+    pub resources: Vec<String>,
+    /// When it was given.
+    pub granted_at: UnixTime,
+    /// When it stops being remembered.
+    pub expires_at: UnixTime,
+}
+
 /// What a purge removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PurgeReport {
@@ -253,6 +287,10 @@ pub struct PurgeReport {
     pub replay_entries: u64,
     /// Expired dynamic clients.
     pub clients: u64,
+    /// Login sessions.
+    pub sessions: u64,
+    /// Remembered consents.
+    pub consents: u64,
 }
 
 impl PurgeReport {
@@ -265,5 +303,7 @@ impl PurgeReport {
             + self.device_grants
             + self.replay_entries
             + self.clients
+            + self.sessions
+            + self.consents
     }
 }

@@ -350,6 +350,27 @@ pub(crate) fn signing_key(r: &impl Columns) -> StoreResult<SigningKey> {
     })
 }
 
+pub(crate) fn login_session(r: &impl Columns) -> StoreResult<LoginSession> {
+    Ok(LoginSession {
+        id_hash: r.hash("id_hash")?,
+        user_id: r.text("user_id")?,
+        auth_time: r.time("auth_time")?,
+        created_at: r.time("created_at")?,
+        expires_at: r.time("expires_at")?,
+    })
+}
+
+pub(crate) fn consent(r: &impl Columns) -> StoreResult<Consent> {
+    Ok(Consent {
+        user_id: r.text("user_id")?,
+        client_id: r.text("client_id")?,
+        scope: r.scope("scope")?,
+        resources: r.resources("resources")?,
+        granted_at: r.time("granted_at")?,
+        expires_at: r.time("expires_at")?,
+    })
+}
+
 // ---- statements ------------------------------------------------------------------------------------------
 //
 // Written once for both dialects. Parameters are `$n`; an insert and the matching full update bind the same
@@ -385,6 +406,16 @@ macro_rules! device_columns {
     () => {
         "device_code_hash, user_code, client_id, scope, resources, status, subject, interval_secs, \
          last_polled_at, created_at, expires_at, revision"
+    };
+}
+macro_rules! session_columns {
+    () => {
+        "id_hash, user_id, auth_time, created_at, expires_at"
+    };
+}
+macro_rules! consent_columns {
+    () => {
+        "user_id, client_id, scope, resources, granted_at, expires_at"
     };
 }
 macro_rules! key_columns {
@@ -481,6 +512,23 @@ pub(crate) const RETIRE_SIGNING_KEY: &str = "UPDATE signing_keys SET retire_at =
 pub(crate) const REMEMBER_ONCE: &str = "INSERT INTO replay_guard (key, expires_at) VALUES ($1, $2) \
      ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at WHERE replay_guard.expires_at <= $3";
 
+pub(crate) const INSERT_SESSION: &str =
+    concat!("INSERT INTO login_sessions (", session_columns!(), ") VALUES ($1, $2, $3, $4, $5)");
+pub(crate) const FIND_SESSION: &str =
+    concat!("SELECT ", session_columns!(), " FROM login_sessions WHERE id_hash = $1 AND expires_at > $2");
+pub(crate) const DELETE_SESSION: &str = "DELETE FROM login_sessions WHERE id_hash = $1";
+
+/// One statement, so concurrent approvals of the same user and client leave one of them, whole.
+pub(crate) const UPSERT_CONSENT: &str = concat!(
+    "INSERT INTO consents (",
+    consent_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (user_id, client_id) DO UPDATE SET scope = excluded.scope, \
+     resources = excluded.resources, granted_at = excluded.granted_at, expires_at = excluded.expires_at"
+);
+pub(crate) const FIND_CONSENT: &str =
+    concat!("SELECT ", consent_columns!(), " FROM consents WHERE user_id = $1 AND client_id = $2 AND expires_at > $3");
+pub(crate) const DELETE_CONSENT: &str = "DELETE FROM consents WHERE user_id = $1 AND client_id = $2";
+
 /// The purge, in order: rows that expired by `$1`. Deleting a grant or a client cascades to what was
 /// issued from it (only directly expired rows are counted).
 pub(crate) const PURGE_CODES: &str = "DELETE FROM authorization_codes WHERE expires_at <= $1";
@@ -489,6 +537,8 @@ pub(crate) const PURGE_REFRESH_TOKENS: &str = "DELETE FROM refresh_tokens WHERE 
 pub(crate) const PURGE_GRANTS: &str = "DELETE FROM grants WHERE expires_at <= $1";
 pub(crate) const PURGE_DEVICE_GRANTS: &str = "DELETE FROM device_grants WHERE expires_at <= $1";
 pub(crate) const PURGE_REPLAY: &str = "DELETE FROM replay_guard WHERE expires_at <= $1";
+pub(crate) const PURGE_SESSIONS: &str = "DELETE FROM login_sessions WHERE expires_at <= $1";
+pub(crate) const PURGE_CONSENTS: &str = "DELETE FROM consents WHERE expires_at <= $1";
 pub(crate) const PURGE_CLIENTS: &str = "DELETE FROM clients WHERE expires_at <= $1";
 
 // ---- the shared implementation ---------------------------------------------------------------------------
@@ -958,6 +1008,84 @@ macro_rules! impl_sql_store {
             }
 
             #[async_trait]
+            impl SessionStore for $store {
+                async fn insert_session(&self, session: &LoginSession) -> StoreResult<()> {
+                    sqlx::query(sql::INSERT_SESSION)
+                        .bind(sql::hash(&session.id_hash))
+                        .bind(session.user_id.as_str())
+                        .bind(sql::millis(session.auth_time))
+                        .bind(sql::millis(session.created_at))
+                        .bind(sql::millis(session.expires_at))
+                        .execute(self.writer())
+                        .await
+                        .map_err(db_error("login session"))?;
+                    Ok(())
+                }
+
+                async fn find_session(&self, id_hash: &TokenHash, now: UnixTime) -> StoreResult<Option<LoginSession>> {
+                    let row = sqlx::query(sql::FIND_SESSION)
+                        .bind(sql::hash(id_hash))
+                        .bind(sql::millis(now))
+                        .fetch_optional(self.reader())
+                        .await
+                        .map_err(db_error("login session"))?;
+                    row.map(|r| sql::login_session(&r)).transpose()
+                }
+
+                async fn delete_session(&self, id_hash: &TokenHash) -> StoreResult<bool> {
+                    let done = sqlx::query(sql::DELETE_SESSION)
+                        .bind(sql::hash(id_hash))
+                        .execute(self.writer())
+                        .await
+                        .map_err(db_error("login session"))?;
+                    Ok(done.rows_affected() > 0)
+                }
+            }
+
+            #[async_trait]
+            impl ConsentStore for $store {
+                async fn upsert_consent(&self, consent: &Consent) -> StoreResult<()> {
+                    sqlx::query(sql::UPSERT_CONSENT)
+                        .bind(consent.user_id.as_str())
+                        .bind(consent.client_id.as_str())
+                        .bind(sql::scope(&consent.scope))
+                        .bind(sql::resources(&consent.resources))
+                        .bind(sql::millis(consent.granted_at))
+                        .bind(sql::millis(consent.expires_at))
+                        .execute(self.writer())
+                        .await
+                        .map_err(db_error("consent"))?;
+                    Ok(())
+                }
+
+                async fn find_consent(
+                    &self,
+                    user_id: &str,
+                    client_id: &str,
+                    now: UnixTime,
+                ) -> StoreResult<Option<Consent>> {
+                    let row = sqlx::query(sql::FIND_CONSENT)
+                        .bind(user_id)
+                        .bind(client_id)
+                        .bind(sql::millis(now))
+                        .fetch_optional(self.reader())
+                        .await
+                        .map_err(db_error("consent"))?;
+                    row.map(|r| sql::consent(&r)).transpose()
+                }
+
+                async fn delete_consent(&self, user_id: &str, client_id: &str) -> StoreResult<bool> {
+                    let done = sqlx::query(sql::DELETE_CONSENT)
+                        .bind(user_id)
+                        .bind(client_id)
+                        .execute(self.writer())
+                        .await
+                        .map_err(db_error("consent"))?;
+                    Ok(done.rows_affected() > 0)
+                }
+            }
+
+            #[async_trait]
             impl Store for $store {
                 fn backend(&self) -> &'static str {
                     $backend
@@ -979,6 +1107,9 @@ macro_rules! impl_sql_store {
                         grants: purge_step(&mut tx, sql::PURGE_GRANTS, now).await?,
                         device_grants: purge_step(&mut tx, sql::PURGE_DEVICE_GRANTS, now).await?,
                         replay_entries: purge_step(&mut tx, sql::PURGE_REPLAY, now).await?,
+                        // Before clients, so a consent that expired itself is counted as such.
+                        sessions: purge_step(&mut tx, sql::PURGE_SESSIONS, now).await?,
+                        consents: purge_step(&mut tx, sql::PURGE_CONSENTS, now).await?,
                         clients: purge_step(&mut tx, sql::PURGE_CLIENTS, now).await?,
                     };
                     tx.commit().await.map_err(db_error("purge"))?;

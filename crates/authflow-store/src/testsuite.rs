@@ -45,7 +45,8 @@ pub const NOW: UnixTime = UnixTime::from_millis(1_700_000_000_000);
 /// How long one case may run before it is declared stuck.
 pub const CASE_TIMEOUT: Duration = Duration::from_secs(120);
 
-type Teardown = Pin<Box<dyn Future<Output = ()> + Send>>;
+/// Cleanup to run after a case.
+pub type Teardown = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// A fresh store for one case, and what to do after it (drop a schema, delete a directory…), which runs
 /// whether the case passes or not.
@@ -69,6 +70,11 @@ impl Fixture {
     /// The store under test.
     pub fn store(&self) -> Arc<dyn Store> {
         self.store.clone()
+    }
+
+    /// The store and the teardown to run when done with it (for harnesses that manage their own runtime).
+    pub fn into_parts(self) -> (Arc<dyn Store>, Option<Teardown>) {
+        (self.store, self.teardown)
     }
 }
 
@@ -157,6 +163,9 @@ macro_rules! store_suite {
             concurrent_device_updates
             device_statuses_round_trip
             signing_keys
+            sessions_round_trip_and_expiry
+            consents_upsert_replaces
+            sessions_and_consents_cascade
             remember_once
             concurrent_remember_once
             purge_removes_only_expired
@@ -384,6 +393,37 @@ fn signing_key(kid: &str, created_at: UnixTime) -> SigningKey {
         not_before: created_at + Duration::from_secs(60),
         retire_at: None,
         expires_at: None,
+    }
+}
+
+fn user(id: &str) -> User {
+    User {
+        id: id.to_owned(),
+        username: format!("name-of-{id}"),
+        password_hash: None,
+        created_at: earlier(3600),
+        disabled: false,
+    }
+}
+
+fn session(label: &str, user_id: &str, expires_at: UnixTime) -> LoginSession {
+    LoginSession {
+        id_hash: hash(label),
+        user_id: user_id.to_owned(),
+        auth_time: earlier(30),
+        created_at: earlier(20),
+        expires_at,
+    }
+}
+
+fn consent(user_id: &str, client_id: &str, expires_at: UnixTime) -> Consent {
+    Consent {
+        user_id: user_id.to_owned(),
+        client_id: client_id.to_owned(),
+        scope: Some(scope("notes:read openid")),
+        resources: vec!["https://mcp.example/mcp".into(), "https://other.example/".into()],
+        granted_at: earlier(10),
+        expires_at,
     }
 }
 
@@ -854,6 +894,97 @@ pub async fn signing_keys(store: Arc<dyn Store>) {
     );
 }
 
+// ---- login sessions and consents -------------------------------------------------------------------------
+
+/// Sessions: round trip, live only before `expires_at`, conflict on the id hash, delete, and a user is
+/// required.
+pub async fn sessions_round_trip_and_expiry(store: Arc<dyn Store>) {
+    store.insert_user(&user("u-1")).await.must("insert user");
+    let s = session("sid-1", "u-1", later(3600));
+    store.insert_session(&s).await.must("insert session");
+    assert_eq!(store.find_session(&hash("sid-1"), NOW).await.must("find"), Some(s.clone()), "round trip");
+    assert_eq!(store.find_session(&hash("sid-1"), later(3599)).await.must("find"), Some(s.clone()), "still live");
+    assert_eq!(store.find_session(&hash("sid-1"), later(3600)).await.must("find"), None, "expired at expires_at");
+    assert_eq!(store.find_session(&hash("sid-none"), NOW).await.must("find"), None, "unknown session");
+
+    let twin = LoginSession { user_id: "u-1".into(), expires_at: later(7200), ..s.clone() };
+    expect_conflict(store.insert_session(&twin).await, "a session id hash twice");
+    assert_eq!(store.find_session(&hash("sid-1"), NOW).await.must("find"), Some(s), "a conflict must not overwrite");
+    expect_corrupt(store.insert_session(&session("sid-ghost", "ghost", later(60))).await, "session of unknown user");
+    assert_eq!(store.find_session(&hash("sid-ghost"), NOW).await.must("find"), None);
+
+    assert!(store.delete_session(&hash("sid-1")).await.must("delete"), "delete returns true");
+    assert!(!store.delete_session(&hash("sid-1")).await.must("delete again"), "second delete returns false");
+    assert_eq!(store.find_session(&hash("sid-1"), NOW).await.must("find"), None, "deleted session is gone");
+}
+
+/// Consents: round trip (with and without scope and resources), one per user and client, upsert replaces,
+/// live only before `expires_at`, delete, and the user and client are required.
+pub async fn consents_upsert_replaces(store: Arc<dyn Store>) {
+    store.insert_user(&user("u-1")).await.must("insert user");
+    store.insert_user(&user("u-2")).await.must("insert user");
+    store.insert_client(&bare_client("app")).await.must("insert client");
+    store.insert_client(&bare_client("other")).await.must("insert client");
+    assert_eq!(store.find_consent("u-1", "app", NOW).await.must("find"), None, "none yet");
+
+    let first = consent("u-1", "app", later(86_400));
+    store.upsert_consent(&first).await.must("insert consent");
+    assert_eq!(store.find_consent("u-1", "app", NOW).await.must("find"), Some(first.clone()), "round trip");
+    assert_eq!(store.find_consent("u-2", "app", NOW).await.must("find"), None, "another user");
+    assert_eq!(store.find_consent("u-1", "other", NOW).await.must("find"), None, "another client");
+
+    let bare = Consent { scope: None, resources: vec![], granted_at: NOW, ..consent("u-1", "other", later(60)) };
+    store.upsert_consent(&bare).await.must("insert bare consent");
+    assert_eq!(store.find_consent("u-1", "other", NOW).await.must("find"), Some(bare), "absent fields round-trip");
+
+    let replaced = Consent {
+        scope: Some(scope("notes:write")),
+        resources: vec!["https://mcp.example/other".into()],
+        granted_at: NOW,
+        ..consent("u-1", "app", later(172_800))
+    };
+    store.upsert_consent(&replaced).await.must("upsert consent");
+    assert_eq!(store.find_consent("u-1", "app", NOW).await.must("find"), Some(replaced.clone()), "upsert replaces");
+    assert_eq!(store.find_consent("u-1", "app", later(172_799)).await.must("find"), Some(replaced), "still live");
+    assert_eq!(store.find_consent("u-1", "app", later(172_800)).await.must("find"), None, "expired at expires_at");
+
+    expect_corrupt(store.upsert_consent(&consent("ghost", "app", later(60))).await, "consent of unknown user");
+    expect_corrupt(store.upsert_consent(&consent("u-2", "ghost", later(60))).await, "consent for unknown client");
+    assert_eq!(store.find_consent("u-2", "ghost", NOW).await.must("find"), None);
+
+    assert!(store.delete_consent("u-1", "app").await.must("delete"), "delete returns true");
+    assert!(!store.delete_consent("u-1", "app").await.must("delete again"), "second delete returns false");
+    assert_eq!(store.find_consent("u-1", "app", NOW).await.must("find"), None, "deleted consent is gone");
+    assert!(store.find_consent("u-1", "other", NOW).await.must("find").is_some(), "the other consent stays");
+}
+
+/// Deleting a user deletes their sessions and consents; deleting a client deletes the consents given to it;
+/// nobody else's go.
+pub async fn sessions_and_consents_cascade(store: Arc<dyn Store>) {
+    for u in ["u-doomed", "u-kept"] {
+        store.insert_user(&user(u)).await.must("insert user");
+        store.insert_session(&session(&format!("sid-{u}"), u, later(3600))).await.must("insert session");
+    }
+    for c in ["c-doomed", "c-kept"] {
+        store.insert_client(&bare_client(c)).await.must("insert client");
+        for u in ["u-doomed", "u-kept"] {
+            store.upsert_consent(&consent(u, c, later(86_400))).await.must("insert consent");
+        }
+    }
+
+    assert!(store.delete_user("u-doomed").await.must("delete user"), "delete returns true");
+    assert_eq!(store.find_session(&hash("sid-u-doomed"), NOW).await.must("find"), None, "the user's session goes");
+    for c in ["c-doomed", "c-kept"] {
+        assert_eq!(store.find_consent("u-doomed", c, NOW).await.must("find"), None, "the user's consents go");
+    }
+    assert!(store.find_session(&hash("sid-u-kept"), NOW).await.must("find").is_some(), "another user's session");
+
+    assert!(store.delete_client("c-doomed").await.must("delete client"), "delete returns true");
+    assert_eq!(store.find_consent("u-kept", "c-doomed", NOW).await.must("find"), None, "consent to the client goes");
+    assert!(store.find_consent("u-kept", "c-kept", NOW).await.must("find").is_some(), "another client's consent");
+    assert!(store.find_session(&hash("sid-u-kept"), NOW).await.must("find").is_some(), "sessions stay");
+}
+
 // ---- replay guard ----------------------------------------------------------------------------------------
 
 /// `remember_once`: `true` the first time, `false` while remembered, `true` again once expired.
@@ -907,6 +1038,15 @@ async fn seed_for_purge(store: &dyn Store) -> PurgeReport {
     assert!(store.remember_once("jti-expired", earlier(1), earlier(120)).await.must("remember"));
     assert!(store.remember_once("jti-edge", NOW, earlier(120)).await.must("remember"));
 
+    store.insert_user(&user("u-1")).await.must("user");
+    store.insert_session(&session("sid-live", "u-1", later(60))).await.must("session");
+    store.insert_session(&session("sid-expired", "u-1", earlier(1))).await.must("session");
+    store.insert_session(&session("sid-edge", "u-1", NOW)).await.must("session");
+    store.upsert_consent(&consent("u-1", "static", later(60))).await.must("consent");
+    store.upsert_consent(&consent("u-1", "dyn-live", earlier(1))).await.must("consent");
+    // A live consent to an expiring client goes with it (uncounted).
+    store.upsert_consent(&consent("u-1", "dyn-gone", later(60))).await.must("consent");
+
     PurgeReport {
         codes: 1,
         access_tokens: 2,
@@ -915,6 +1055,8 @@ async fn seed_for_purge(store: &dyn Store) -> PurgeReport {
         device_grants: 1,
         replay_entries: 2,
         clients: 2,
+        sessions: 2,
+        consents: 1,
     }
 }
 
@@ -944,6 +1086,12 @@ async fn check_after_purge(store: &dyn Store) {
     );
     assert!(!store.remember_once("jti-live", later(60), NOW).await.must("remember"), "live replay entry kept");
     assert!(store.remember_once("jti-expired", later(60), NOW).await.must("remember"), "expired entry purged");
+    assert!(store.find_session(&hash("sid-live"), NOW).await.must("find").is_some(), "live session kept");
+    assert!(!store.delete_session(&hash("sid-expired")).await.must("delete"), "expired session purged");
+    assert!(!store.delete_session(&hash("sid-edge")).await.must("delete"), "session expiring now purged");
+    assert!(store.find_consent("u-1", "static", NOW).await.must("find").is_some(), "live consent kept");
+    assert!(!store.delete_consent("u-1", "dyn-live").await.must("delete"), "expired consent purged");
+    assert!(!store.delete_consent("u-1", "dyn-gone").await.must("delete"), "consent to a purged client gone");
 }
 
 /// `purge_expired` removes exactly the rows that expired (`expires_at <= now`), reports their counts, keeps
@@ -968,6 +1116,8 @@ pub async fn concurrent_purges(store: Arc<dyn Store>) {
         device_grants: a.device_grants + b.device_grants,
         replay_entries: a.replay_entries + b.replay_entries,
         clients: a.clients + b.clients,
+        sessions: a.sessions + b.sessions,
+        consents: a.consents + b.consents,
     };
     assert_eq!(sum, expected, "two concurrent purges remove each expired row exactly once ({a:?} + {b:?})");
     check_after_purge(&*store).await;

@@ -24,8 +24,8 @@ pub trait ClientStore: Send + Sync {
     async fn find_client(&self, client_id: &str) -> StoreResult<Option<Client>>;
     /// All clients, ordered by creation time then id.
     async fn list_clients(&self) -> StoreResult<Vec<Client>>;
-    /// Delete a client and everything issued to it (grants, codes, tokens, device authorizations); `false`
-    /// if there was none.
+    /// Delete a client and everything issued to it (grants, codes, tokens, device authorizations, consents
+    /// given to it); `false` if there was none.
     async fn delete_client(&self, client_id: &str) -> StoreResult<bool>;
 }
 
@@ -42,7 +42,7 @@ pub trait UserStore: Send + Sync {
     async fn find_user_by_username(&self, username: &str) -> StoreResult<Option<User>>;
     /// All users, ordered by username.
     async fn list_users(&self) -> StoreResult<Vec<User>>;
-    /// Delete a user; `false` if there was none.
+    /// Delete a user and their login sessions and consents; `false` if there was none.
     async fn delete_user(&self, id: &str) -> StoreResult<bool>;
 }
 
@@ -115,16 +115,51 @@ pub trait ReplayStore: Send + Sync {
     async fn remember_once(&self, key: &str, expires_at: UnixTime, now: UnixTime) -> StoreResult<bool>;
 }
 
+/// Browser sign-ins at the authorization endpoint.
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// Store a new session; [`StoreError::Conflict`] if its id hash exists. Its user must exist.
+    async fn insert_session(&self, session: &LoginSession) -> StoreResult<()>;
+    /// Find a live session: not expired at `now`. (Whether its user may still sign in is the caller's to
+    /// check.)
+    async fn find_session(&self, id_hash: &TokenHash, now: UnixTime) -> StoreResult<Option<LoginSession>>;
+    /// End a session; `false` if there was none.
+    async fn delete_session(&self, id_hash: &TokenHash) -> StoreResult<bool>;
+}
+
+/// Remembered consents, one per user and client.
+#[async_trait]
+pub trait ConsentStore: Send + Sync {
+    /// Remember a consent, replacing any earlier one of the same user for the same client. The user and
+    /// the client must exist.
+    async fn upsert_consent(&self, consent: &Consent) -> StoreResult<()>;
+    /// The live (not expired at `now`) consent of `user_id` for `client_id`.
+    async fn find_consent(&self, user_id: &str, client_id: &str, now: UnixTime) -> StoreResult<Option<Consent>>;
+    /// Forget a consent; `false` if there was none.
+    async fn delete_consent(&self, user_id: &str, client_id: &str) -> StoreResult<bool>;
+}
+
 /// Everything authflow keeps.
 #[async_trait]
-pub trait Store: ClientStore + UserStore + TokenStore + DeviceStore + KeyStore + ReplayStore + std::fmt::Debug {
+pub trait Store:
+    ClientStore
+    + UserStore
+    + TokenStore
+    + DeviceStore
+    + KeyStore
+    + ReplayStore
+    + SessionStore
+    + ConsentStore
+    + std::fmt::Debug
+{
     /// The backend's name, for logs and `/ready`.
     fn backend(&self) -> &'static str;
     /// Check that the backend answers.
     async fn ping(&self) -> StoreResult<()>;
     /// Delete what expired by `now` (`expires_at <= now`): codes, tokens, grants (no token outlives its
-    /// grant), device authorizations, replay entries, clients given a lifetime (dynamic ones). What was issued from a deleted grant or
-    /// client goes with it, as in [`ClientStore::delete_client`]; the report counts only rows that expired
-    /// themselves. Safe to run on many replicas at once.
+    /// grant), device authorizations, replay entries, login sessions, consents, clients given a lifetime
+    /// (dynamic ones). What was issued from a deleted grant or client goes with it, as in
+    /// [`ClientStore::delete_client`]; the report counts only rows that expired themselves. Safe to run on
+    /// many replicas at once.
     async fn purge_expired(&self, now: UnixTime) -> StoreResult<PurgeReport>;
 }

@@ -39,7 +39,7 @@ fn open_url_and_migrations_are_idempotent() {
             .fetch_one(direct.pool())
             .await
             .expect("count tables");
-            assert_eq!(tables, 10, "nine tables and sqlx's migration table, all in the test schema");
+            assert_eq!(tables, 12, "eleven tables and sqlx's migration table, all in the test schema");
             direct.close().await;
             Ok::<_, authflow_store::StoreError>(())
         }

@@ -28,13 +28,27 @@ pub enum Command {
     Serve(ServeArgs),
     /// Apply database schema migrations and exit.
     Migrate(StorageArgs),
+    /// Manage local users (who can sign in on the login page).
+    User {
+        #[command(flatten)]
+        storage: StorageArgs,
+        #[command(subcommand)]
+        command: crate::admin::UserCommand,
+    },
+    /// Manage OAuth clients.
+    Client {
+        #[command(flatten)]
+        storage: StorageArgs,
+        #[command(subcommand)]
+        command: crate::admin::ClientCommand,
+    },
 }
 
 /// Where state is kept.
 #[derive(Debug, Clone, Args)]
 pub struct StorageArgs {
     /// Database URL: sqlite://authflow.db (default, embedded), postgres://user@host/db, or memory:.
-    #[arg(long, env = "AUTHFLOW_DATABASE", value_name = "URL")]
+    #[arg(long, global = true, env = "AUTHFLOW_DATABASE", value_name = "URL")]
     pub database: Option<String>,
 }
 
@@ -84,13 +98,29 @@ pub async fn run(cli: Cli) -> CliResult {
             crate::serve::serve(config).await
         }
         Command::Migrate(storage) => {
-            apply_storage(&mut config, &storage);
-            let options = authflow_store::OpenOptions { migrate: true, ..Default::default() };
-            let store = authflow_store::open(&config.database, &options).await?;
+            let store = open_for_admin(&mut config, &storage).await?;
             println!("migrations applied ({} backend)", store.backend());
             Ok(())
         }
+        Command::User { storage, command } => {
+            let store = open_for_admin(&mut config, &storage).await?;
+            crate::admin::user(store.as_ref(), command).await
+        }
+        Command::Client { storage, command } => {
+            let store = open_for_admin(&mut config, &storage).await?;
+            crate::admin::client(store.as_ref(), command).await
+        }
     }
+}
+
+/// Open storage (migrating it, so admin commands work on a fresh database).
+async fn open_for_admin(
+    config: &mut Config,
+    storage: &StorageArgs,
+) -> Result<std::sync::Arc<dyn authflow_store::Store>, Box<dyn std::error::Error + Send + Sync>> {
+    apply_storage(config, storage);
+    let options = authflow_store::OpenOptions { migrate: true, max_connections: 2 };
+    Ok(authflow_store::open(&config.database, &options).await?)
 }
 
 fn apply_storage(config: &mut Config, args: &StorageArgs) {

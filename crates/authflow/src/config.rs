@@ -47,6 +47,49 @@ pub struct Config {
     pub scopes: Vec<String>,
     /// How often expired rows are purged, in seconds.
     pub purge_interval_secs: u64,
+    /// The resources (MCP server URLs) tokens may be issued for; empty allows any.
+    pub resources: Vec<String>,
+    /// Refuse token requests that name no resource (RFC 8707).
+    pub require_resource: bool,
+    /// `opaque` (default: verified by introspection) or `jwt` (RFC 9068, verifiable against the JWKS).
+    pub access_token_format: String,
+    /// Access-token lifetime in seconds.
+    pub access_token_ttl_secs: u64,
+    /// Refresh-token lifetime in seconds.
+    pub refresh_token_ttl_secs: u64,
+    /// Authorization-code lifetime in seconds.
+    pub code_ttl_secs: u64,
+    /// When set, dynamic registration requires this initial access token (a closed deployment).
+    pub registration_initial_access_token: Option<String>,
+    /// Lifetime of dynamically registered clients in seconds (default: unlimited).
+    pub dynamic_client_ttl_secs: Option<u64>,
+    /// Clients declared in the file (`[[clients]]`), created or updated at start.
+    pub clients: Vec<StaticClient>,
+}
+
+/// A client declared in the configuration file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct StaticClient {
+    /// The client id.
+    pub client_id: String,
+    /// The secret of a confidential client (store it in the file only if the file is protected; only its hash
+    /// is kept in the database).
+    pub client_secret: Option<String>,
+    /// Display name.
+    pub name: String,
+    /// Redirect URIs.
+    pub redirect_uris: Vec<String>,
+    /// Grant types (default as for `authflow client add`).
+    pub grant_types: Vec<String>,
+    /// A public client.
+    pub public: bool,
+    /// `client_secret_basic` (default) or `client_secret_post`.
+    pub auth_method: Option<String>,
+    /// Allowed scope.
+    pub scope: Option<String>,
+    /// Allowed resources.
+    pub resources: Vec<String>,
 }
 
 impl Default for Config {
@@ -59,6 +102,15 @@ impl Default for Config {
             migrate: true,
             scopes: Vec::new(),
             purge_interval_secs: 300,
+            resources: Vec::new(),
+            require_resource: false,
+            access_token_format: "opaque".into(),
+            access_token_ttl_secs: 3600,
+            refresh_token_ttl_secs: 30 * 24 * 3600,
+            code_ttl_secs: 60,
+            registration_initial_access_token: None,
+            dynamic_client_ttl_secs: None,
+            clients: Vec::new(),
         }
     }
 }
@@ -124,7 +176,7 @@ fn overlay_env(table: &mut toml::Table, env: &[(String, String)]) -> Vec<String>
             Some(toml::Value::Array(_)) if !matches!(value, toml::Value::Array(_)) => {
                 toml::Value::Array(raw.split_whitespace().map(|s| toml::Value::String(s.into())).collect())
             }
-            _ if OPTIONAL_KEYS.contains(&path[0].as_str()) => toml::Value::String(raw.clone()),
+            _ if OPTIONAL_STRING_KEYS.contains(&path[0].as_str()) => toml::Value::String(raw.clone()),
             _ => value,
         };
         table.insert(path[0].clone(), value);
@@ -133,7 +185,10 @@ fn overlay_env(table: &mut toml::Table, env: &[(String, String)]) -> Vec<String>
 }
 
 /// Keys whose default is `None` (and so absent from the serialised defaults).
-const OPTIONAL_KEYS: &[&str] = &["issuer", "redis"];
+const OPTIONAL_KEYS: &[&str] = &["issuer", "redis", "registration_initial_access_token", "dynamic_client_ttl_secs"];
+
+/// Optional keys holding strings: their variables are never re-read as TOML numbers or booleans.
+const OPTIONAL_STRING_KEYS: &[&str] = &["issuer", "redis", "registration_initial_access_token"];
 
 #[cfg(test)]
 mod tests {
@@ -171,6 +226,8 @@ mod tests {
                 ("DATABASE_URL", "postgres://ignored"),
                 ("AUTHFLOW_ISSUER", "https://auth.example"),
                 ("AUTHFLOW_PURGE_INTERVAL_SECS", "60"),
+                ("AUTHFLOW_DYNAMIC_CLIENT_TTL_SECS", "86400"),
+                ("AUTHFLOW_REGISTRATION_INITIAL_ACCESS_TOKEN", "12345"),
             ]),
         )
         .unwrap();
@@ -180,6 +237,12 @@ mod tests {
         assert_eq!(c.database, "memory:");
         assert_eq!(c.issuer.as_deref(), Some("https://auth.example"));
         assert_eq!(c.purge_interval_secs, 60);
+        assert_eq!(c.dynamic_client_ttl_secs, Some(86400));
+        assert_eq!(
+            c.registration_initial_access_token.as_deref(),
+            Some("12345"),
+            "a numeric-looking secret stays a string"
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The `authflow` command. See `authflow --help`.
 
+mod admin;
 mod cli;
 mod config;
 mod serve;

@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use authflow_server::AuthServer;
+use authflow_server::policy::AccessTokenFormat;
+use authflow_server::{AuthServer, Policy};
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
@@ -31,7 +32,13 @@ pub async fn serve(config: Config) -> CliResult {
         tracing::warn!("redis is configured but this build keeps shared state in the database and in memory");
     }
 
-    let server = AuthServer::builder(issuer.clone(), store.clone()).scopes(config.scopes.clone()).build()?;
+    for client in &config.clients {
+        crate::admin::upsert_static_client(store.as_ref(), client).await?;
+    }
+    let server = AuthServer::builder(issuer.clone(), store.clone())
+        .scopes(config.scopes.clone())
+        .policy(policy(&config)?)
+        .build()?;
     let _purger = server.spawn_purger(Duration::from_secs(config.purge_interval_secs.max(1)));
 
     tracing::info!(%issuer, backend = store.backend(), "authflow listening on http://{local}");
@@ -39,9 +46,37 @@ pub async fn serve(config: Config) -> CliResult {
         // Small request/response exchanges: don't let Nagle hold them back.
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, server.router()).with_graceful_shutdown(shutdown_signal()).await?;
+    // Peer addresses feed the per-address rate limits (login, registration).
+    let app = server.router().into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
     tracing::info!("authflow stopped");
     Ok(())
+}
+
+/// Lifetimes and rules from the configuration.
+fn policy(config: &Config) -> Result<Policy, String> {
+    if config.access_token_ttl_secs == 0 || config.refresh_token_ttl_secs == 0 {
+        return Err("token lifetimes must be positive".into());
+    }
+    if !(1..=600).contains(&config.code_ttl_secs) {
+        return Err("code_ttl_secs must be between 1 and 600 (RFC 6749 §4.1.2 recommends at most 10 minutes)".into());
+    }
+    let access_token_format = match config.access_token_format.as_str() {
+        "opaque" => AccessTokenFormat::Opaque,
+        "jwt" => AccessTokenFormat::Jwt,
+        other => return Err(format!("access_token_format must be \"opaque\" or \"jwt\", not {other:?}")),
+    };
+    Ok(Policy {
+        access_token_format,
+        access_token_ttl: Duration::from_secs(config.access_token_ttl_secs),
+        refresh_token_ttl: Duration::from_secs(config.refresh_token_ttl_secs),
+        code_ttl: Duration::from_secs(config.code_ttl_secs),
+        resources: config.resources.clone(),
+        require_resource: config.require_resource,
+        registration_token: config.registration_initial_access_token.as_deref().map(authflow_core::TokenHash::of),
+        dynamic_client_ttl: config.dynamic_client_ttl_secs.map(Duration::from_secs),
+        ..Policy::default()
+    })
 }
 
 async fn shutdown_signal() {

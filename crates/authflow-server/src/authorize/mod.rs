@@ -1,0 +1,222 @@
+//! The authorization endpoint (OAuth 2.1 §4.1): where a person signs in and approves a client.
+//!
+//! | route | does |
+//! |---|---|
+//! | `GET  {base}/authorize` | validate the request; then issue a code (signed in, consent remembered), or show the consent page (signed in), or the sign-in page |
+//! | `POST {base}/authorize/login` | check the credentials; start a session and go back to `GET /authorize` |
+//! | `POST {base}/authorize/consent` | `decision=approve`: remember the consent and issue a code; `deny`: `access_denied` |
+//!
+//! Every post carries the whole authorization request (re-encoded in a hidden field) and a CSRF token, and
+//! the request is validated again in full, so no step trusts what an earlier one decided.
+
+mod login;
+mod request;
+mod respond;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use authflow_core::OAuthError;
+use authflow_store::StoreError;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+
+use self::login::Verdict;
+use self::request::AuthorizationRequest;
+use crate::client_ip::ClientIp;
+use crate::error::ApiError;
+use crate::pages::{ConsentPage, LoginNotice, LoginPage, Problem};
+use crate::params::{Form, Params, Query};
+use crate::session::{self, SignedIn};
+use crate::AppState;
+
+pub(crate) fn routes(base: &str) -> Router<Arc<AppState>> {
+    Router::new()
+        .route(&format!("{base}/authorize"), get(authorize))
+        .route(&format!("{base}/authorize/login"), post(login))
+        .route(&format!("{base}/authorize/consent"), post(consent))
+}
+
+/// Why a step stopped.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// Tell the person at the browser; the client hears nothing.
+    Show(Problem),
+    /// Tell the client, at its (validated) redirect URI.
+    Redirect {
+        /// The redirect URI as sent.
+        redirect_uri: String,
+        /// The client's `state`.
+        state: Option<String>,
+        /// What went wrong.
+        error: OAuthError,
+    },
+}
+
+impl Failure {
+    fn respond(self, state: &AppState) -> Response {
+        match self {
+            Failure::Show(problem) => problem.respond(state),
+            Failure::Redirect { redirect_uri, state: client_state, error } => {
+                respond::error_to_client(state, &redirect_uri, client_state.as_deref(), &error)
+            }
+        }
+    }
+}
+
+impl From<Problem> for Failure {
+    fn from(p: Problem) -> Self {
+        Failure::Show(p)
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        Failure::Show(OAuthError::from(e).into())
+    }
+}
+
+impl From<ApiError> for Failure {
+    fn from(e: ApiError) -> Self {
+        Failure::Show(e.error().clone().into())
+    }
+}
+
+/// `GET /authorize`.
+async fn authorize(State(state): State<Arc<AppState>>, headers: HeaderMap, query: Result<Query, ApiError>) -> Response {
+    start(&state, &headers, query).await.unwrap_or_else(|f| f.respond(&state))
+}
+
+/// `POST /authorize/login`.
+async fn login(
+    State(state): State<Arc<AppState>>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    form: Result<Form, ApiError>,
+) -> Response {
+    sign_in(&state, ip, &headers, form).await.unwrap_or_else(|f| f.respond(&state))
+}
+
+/// `POST /authorize/consent`.
+async fn consent(State(state): State<Arc<AppState>>, headers: HeaderMap, form: Result<Form, ApiError>) -> Response {
+    decide(&state, &headers, form).await.unwrap_or_else(|f| f.respond(&state))
+}
+
+/// A malformed query (e.g. a repeated parameter) is shown, not redirected: which client and redirect URI it
+/// meant cannot be trusted.
+async fn start(state: &AppState, headers: &HeaderMap, query: Result<Query, ApiError>) -> Result<Response, Failure> {
+    let Query(params) = query?;
+    let request = request::validate(state, params).await?;
+    let Some(signed_in) = session::current(state, headers).await? else {
+        return Ok(login_page(state, headers, &request, "", LoginNotice::None));
+    };
+    let remembered = state.store.find_consent(&signed_in.user.id, &request.client.client_id, state.clock.now()).await?;
+    if remembered.is_some_and(|c| request.is_covered_by(&c)) {
+        respond::issue_code(state, &request, &signed_in).await
+    } else {
+        Ok(consent_page(state, headers, &request, &signed_in))
+    }
+}
+
+async fn sign_in(
+    state: &AppState,
+    ip: Option<IpAddr>,
+    headers: &HeaderMap,
+    form: Result<Form, ApiError>,
+) -> Result<Response, Failure> {
+    let Form(form) = form?;
+    let request = posted_request(state, headers, &form).await?;
+    let username = form.get("username");
+    match login::authenticate(state, ip, username, form.get("password")).await? {
+        Verdict::SignedIn(user) => {
+            let cookie = session::start(state, &user).await?;
+            let mut response = respond::see_other(&back_to_start(state, &request));
+            response.headers_mut().append(header::SET_COOKIE, cookie);
+            Ok(response)
+        }
+        Verdict::Refused(notice) => Ok(login_page(state, headers, &request, username.unwrap_or(""), notice)),
+    }
+}
+
+async fn decide(state: &AppState, headers: &HeaderMap, form: Result<Form, ApiError>) -> Result<Response, Failure> {
+    let Form(form) = form?;
+    let request = posted_request(state, headers, &form).await?;
+    let Some(signed_in) = session::current(state, headers).await? else {
+        // Signed out (or the session expired) while the page was open: sign in again.
+        return Ok(respond::see_other(&back_to_start(state, &request)));
+    };
+    match form.get("decision") {
+        Some("approve") => {
+            let consent = request.consent(&signed_in.user.id, state.clock.now(), state);
+            state.store.upsert_consent(&consent).await?;
+            respond::issue_code(state, &request, &signed_in).await
+        }
+        Some("deny") => Ok(respond::access_denied(state, &request)),
+        _ => Err(Problem::bad_request("Choose Approve or Deny.").into()),
+    }
+}
+
+/// The authorization request a form posted back, after the CSRF check, validated again in full.
+async fn posted_request(state: &AppState, headers: &HeaderMap, form: &Params) -> Result<AuthorizationRequest, Failure> {
+    let carried = form.get("request").map(|r| Params::parse(r.as_bytes()));
+    if !session::csrf_ok(state, headers, form.get("csrf_token")) {
+        let restart = carried.and_then(Result::ok).map(|p| p.to_query());
+        return Err(Problem::forged_form(restart).into());
+    }
+    let params = carried
+        .ok_or_else(|| Problem::bad_request("The form does not carry the authorization request."))?
+        .map_err(Problem::from)?;
+    request::validate(state, params).await
+}
+
+/// `GET /authorize` again with the same request.
+fn back_to_start(state: &AppState, request: &AuthorizationRequest) -> String {
+    format!("{}?{}", state.endpoint("authorize"), request.encoded())
+}
+
+fn with_cookie(page: crate::pages::Page, cookie: Option<HeaderValue>) -> Response {
+    match cookie {
+        Some(cookie) => page.header(header::SET_COOKIE, cookie).into_response(),
+        None => page.into_response(),
+    }
+}
+
+fn login_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    request: &AuthorizationRequest,
+    username: &str,
+    notice: LoginNotice,
+) -> Response {
+    let csrf = session::csrf_token(state, headers);
+    let page = LoginPage {
+        client_name: request.client_name(),
+        request: &request.encoded(),
+        csrf_token: &csrf.value,
+        username,
+        notice,
+        redirect_uri: &request.redirect_uri,
+    }
+    .render(state);
+    with_cookie(page, csrf.set_cookie)
+}
+
+fn consent_page(state: &AppState, headers: &HeaderMap, request: &AuthorizationRequest, who: &SignedIn) -> Response {
+    let csrf = session::csrf_token(state, headers);
+    let page = ConsentPage {
+        client_name: request.client_name(),
+        client_id: &request.client.client_id,
+        origin: request.client.origin,
+        username: &who.user.username,
+        scopes: request.scope.as_ref().map(|s| s.iter().collect()).unwrap_or_default(),
+        resources: &request.resources,
+        redirect_uri: &request.redirect_uri,
+        request: &request.encoded(),
+        csrf_token: &csrf.value,
+    }
+    .render(state);
+    with_cookie(page, csrf.set_cookie)
+}

@@ -1,0 +1,575 @@
+//! The token, introspection and revocation endpoints over real HTTP, on every backend.
+//!
+//! Authorization codes are seeded straight into storage here so the token endpoint's own rules are tested in
+//! isolation; tests/authorize.rs drives the same exchange through the login and consent pages.
+
+mod common;
+
+use std::time::Duration;
+
+use authflow_core::jose::{jws, Algorithm, PrivateKey};
+use authflow_core::pkce::{CodeChallenge, CodeChallengeMethod, CodeVerifier};
+use authflow_core::{ClientAuthMethod, GrantType, Scope, SecretToken, TokenKind};
+use authflow_server::OsEntropy;
+use authflow_store::{AuthorizationCode, Grant};
+use common::{Backend, ClientSpec, TestServer};
+use serde_json::{json, Value};
+
+const REDIRECT: &str = "http://127.0.0.1:33418/callback";
+const RESOURCE: &str = "https://mcp.example.com/mcp";
+
+/// Seed an authorization code as /authorize would issue it; returns (code, verifier).
+async fn seed_code(s: &TestServer, client_id: &str, scope: &str, resources: &[&str]) -> (String, String) {
+    let now = s.clock_now();
+    let grant = Grant {
+        id: SecretToken::generate(TokenKind::Grant, &mut OsEntropy).expose().to_owned(),
+        client_id: client_id.into(),
+        subject: Some("user-1".into()),
+        created_at: now,
+        expires_at: now + Duration::from_secs(90 * 86400),
+        revoked_at: None,
+    };
+    s.store.insert_grant(&grant).await.unwrap();
+    let verifier = CodeVerifier::generate(&mut OsEntropy);
+    let code = SecretToken::generate(TokenKind::AuthorizationCode, &mut OsEntropy);
+    s.store
+        .insert_code(&AuthorizationCode {
+            code_hash: code.hash(),
+            grant_id: grant.id,
+            client_id: client_id.into(),
+            subject: "user-1".into(),
+            redirect_uri: REDIRECT.into(),
+            scope: Some(Scope::parse(scope).unwrap()),
+            resources: resources.iter().map(|r| r.to_string()).collect(),
+            code_challenge: CodeChallenge::s256(&verifier).as_str().to_owned(),
+            code_challenge_method: CodeChallengeMethod::S256,
+            nonce: None,
+            auth_time: now,
+            issued_at: now,
+            expires_at: now + Duration::from_secs(60),
+        })
+        .await
+        .unwrap();
+    (code.expose().to_owned(), verifier.expose().to_owned())
+}
+
+async fn exchange(s: &TestServer, client_id: &str, code: &str, verifier: &str) -> common::Reply {
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", verifier),
+        ("client_id", client_id),
+    ];
+    s.post_form("/token", &form, None).await
+}
+
+/// A confidential client allowed to introspect tokens for `RESOURCE` (a resource server).
+async fn resource_server(s: &TestServer) -> (String, String) {
+    let (id, secret) = s.add_client(ClientSpec::service().grants(&[]).resources(&[RESOURCE])).await;
+    (id, secret.unwrap())
+}
+
+async fn introspect(s: &TestServer, caller: &(String, String), token: &str) -> Value {
+    let r = s.post_form("/introspect", &[("token", token)], Some((&caller.0, &caller.1))).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    r.body
+}
+
+async fn code_flow_issues_audience_bound_tokens(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let (client, _) = s.add_client(ClientSpec::public_app()).await;
+    let rs = resource_server(&s).await;
+    let (code, verifier) = seed_code(&s, &client, "notes:read", &[RESOURCE]).await;
+    let r = exchange(&s, &client, &code, &verifier).await;
+    let body = r.assert_token().clone();
+    assert_eq!(body["scope"], "notes:read");
+    assert_eq!(body["expires_in"], 3600);
+    assert!(body["refresh_token"].as_str().unwrap().starts_with("af_rt_"));
+
+    let info = introspect(&s, &rs, body["access_token"].as_str().unwrap()).await;
+    assert_eq!(info["active"], true);
+    assert_eq!(info["aud"], RESOURCE);
+    assert_eq!(info["client_id"], client.as_str());
+    assert_eq!(info["sub"], "user-1");
+    assert_eq!(info["scope"], "notes:read");
+    assert_eq!(info["iss"], s.base.as_str());
+    assert_eq!(info["token_type"], "Bearer");
+    assert_eq!(info["exp"].as_u64().unwrap(), info["iat"].as_u64().unwrap() + 3600);
+
+    // A resource server for another resource sees nothing.
+    let (other, other_secret) =
+        s.add_client(ClientSpec::service().grants(&[]).resources(&["https://other.example/mcp"])).await;
+    let info = introspect(&s, &(other, other_secret.unwrap()), body["access_token"].as_str().unwrap()).await;
+    assert_eq!(info, json!({ "active": false }));
+    s.stop().await;
+}
+
+async fn code_is_single_use_and_replay_revokes_what_it_issued(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let (client, _) = s.add_client(ClientSpec::public_app()).await;
+    let rs = resource_server(&s).await;
+    let (code, verifier) = seed_code(&s, &client, "notes:read", &[RESOURCE]).await;
+    let first = exchange(&s, &client, &code, &verifier).await;
+    let first = first.assert_token().clone();
+    let replay = exchange(&s, &client, &code, &verifier).await;
+    replay.assert_error(400, "invalid_grant");
+    // RFC 9700 §4.2.4: everything issued from the replayed code is revoked.
+    assert_eq!(introspect(&s, &rs, first["access_token"].as_str().unwrap()).await["active"], false);
+    let refresh = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", first["refresh_token"].as_str().unwrap()),
+        ("client_id", &client),
+    ];
+    s.post_form("/token", &refresh, None).await.assert_error(400, "invalid_grant");
+    s.stop().await;
+}
+
+async fn code_exchange_checks_every_binding(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let (client, _) = s.add_client(ClientSpec::public_app()).await;
+    let (other, _) = s.add_client(ClientSpec::public_app()).await;
+
+    // Wrong verifier.
+    let (code, _) = seed_code(&s, &client, "notes:read", &[]).await;
+    exchange(&s, &client, &code, CodeVerifier::generate(&mut OsEntropy).expose())
+        .await
+        .assert_error(400, "invalid_grant");
+    // Missing verifier.
+    let (code, _) = seed_code(&s, &client, "notes:read", &[]).await;
+    let form =
+        [("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT), ("client_id", &client)];
+    s.post_form("/token", &form, None).await.assert_error(400, "invalid_request");
+    // Malformed verifier (a trailing newline is not a verifier character).
+    let (code, verifier) = seed_code(&s, &client, "notes:read", &[]).await;
+    exchange(&s, &client, &code, &format!("{verifier}\n")).await.assert_error(400, "invalid_request");
+    // Another client.
+    let (code, verifier) = seed_code(&s, &client, "notes:read", &[]).await;
+    exchange(&s, &other, &code, &verifier).await.assert_error(400, "invalid_grant");
+    // Another redirect URI.
+    let (code, verifier) = seed_code(&s, &client, "notes:read", &[]).await;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", &code),
+        ("redirect_uri", "http://127.0.0.1:33418/callback/"),
+        ("code_verifier", &verifier),
+        ("client_id", &client),
+    ];
+    s.post_form("/token", &form, None).await.assert_error(400, "invalid_grant");
+    // Expired.
+    let (code, verifier) = seed_code(&s, &client, "notes:read", &[]).await;
+    s.advance(Duration::from_secs(61));
+    exchange(&s, &client, &code, &verifier).await.assert_error(400, "invalid_grant");
+    // Unknown code.
+    exchange(&s, &client, "af_ac_nope", &verifier).await.assert_error(400, "invalid_grant");
+    // A resource the code does not cover.
+    let (code, verifier) = seed_code(&s, &client, "notes:read", &[RESOURCE]).await;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", &code),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", &verifier),
+        ("client_id", &client),
+        ("resource", "https://evil.example/mcp"),
+    ];
+    s.post_form("/token", &form, None).await.assert_error(400, "invalid_target");
+    s.stop().await;
+}
+
+async fn refresh_rotates_and_reuse_revokes_the_family(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let (client, _) = s.add_client(ClientSpec::public_app()).await;
+    let rs = resource_server(&s).await;
+    let (code, verifier) = seed_code(&s, &client, "notes:read notes:write", &[RESOURCE]).await;
+    let t1 = exchange(&s, &client, &code, &verifier).await.assert_token().clone();
+    let rt1 = t1["refresh_token"].as_str().unwrap().to_owned();
+
+    // Narrowing is allowed, widening is not.
+    let narrow = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", rt1.as_str()),
+        ("client_id", client.as_str()),
+        ("scope", "notes:read"),
+    ];
+    let t2 = s.post_form("/token", &narrow, None).await.assert_token().clone();
+    assert_eq!(t2["scope"], "notes:read");
+    let rt2 = t2["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(rt1, rt2, "every refresh rotates the refresh token");
+    let wide = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", rt2.as_str()),
+        ("client_id", client.as_str()),
+        ("scope", "notes:read admin"),
+    ];
+    s.post_form("/token", &wide, None).await.assert_error(400, "invalid_scope");
+
+    // The rotated token's full scope survives the narrowed refresh.
+    let again = [("grant_type", "refresh_token"), ("refresh_token", rt2.as_str()), ("client_id", client.as_str())];
+    let t3 = s.post_form("/token", &again, None).await.assert_token().clone();
+    assert_eq!(t3["scope"], "notes:read notes:write");
+    assert_eq!(introspect(&s, &rs, t3["access_token"].as_str().unwrap()).await["active"], true);
+
+    // Reusing rt1 (already rotated) revokes the whole family, including t3.
+    let reuse = [("grant_type", "refresh_token"), ("refresh_token", rt1.as_str()), ("client_id", client.as_str())];
+    s.post_form("/token", &reuse, None).await.assert_error(400, "invalid_grant");
+    assert_eq!(introspect(&s, &rs, t3["access_token"].as_str().unwrap()).await["active"], false);
+    let rt3 = t3["refresh_token"].as_str().unwrap();
+    let latest = [("grant_type", "refresh_token"), ("refresh_token", rt3), ("client_id", client.as_str())];
+    s.post_form("/token", &latest, None).await.assert_error(400, "invalid_grant");
+    s.stop().await;
+}
+
+async fn concurrent_refreshes_issue_once(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let (client, _) = s.add_client(ClientSpec::public_app()).await;
+    let (code, verifier) = seed_code(&s, &client, "notes:read", &[]).await;
+    let rt = exchange(&s, &client, &code, &verifier).await.assert_token()["refresh_token"].as_str().unwrap().to_owned();
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let (http, url, rt, client) = (s.http.clone(), s.url("/token"), rt.clone(), client.clone());
+        tasks.push(tokio::spawn(async move {
+            let form =
+                [("grant_type", "refresh_token"), ("refresh_token", rt.as_str()), ("client_id", client.as_str())];
+            http.post(url).form(&form).send().await.unwrap().status().as_u16()
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        if t.await.unwrap() == 200 {
+            ok += 1;
+        }
+    }
+    assert!(ok <= 1, "{ok} concurrent refreshes succeeded");
+    s.stop().await;
+}
+
+async fn client_credentials_and_client_authentication(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let (id, secret) = s.add_client(ClientSpec::service()).await;
+    let secret = secret.unwrap();
+    let cc = [("grant_type", "client_credentials"), ("scope", "notes:read"), ("resource", RESOURCE)];
+    let t = s.post_form("/token", &cc, Some((&id, &secret))).await;
+    let body = t.assert_token();
+    assert!(body.get("refresh_token").is_none(), "no refresh token for client credentials");
+    assert_eq!(body["scope"], "notes:read");
+    let rs = resource_server(&s).await;
+    let info = introspect(&s, &rs, body["access_token"].as_str().unwrap()).await;
+    assert_eq!(
+        (info["active"].clone(), info["sub"].clone(), info["aud"].clone()),
+        (json!(true), json!(id), json!(RESOURCE))
+    );
+
+    // Wrong secret: 401 with a Basic challenge.
+    let r = s.post_form("/token", &cc, Some((&id, "af_cs_wrong"))).await;
+    r.assert_error(401, "invalid_client");
+    assert!(r.header("www-authenticate").unwrap().starts_with("Basic"));
+    // Unknown client.
+    s.post_form("/token", &cc, Some(("nobody", "x"))).await.assert_error(401, "invalid_client");
+    // A registered client_secret_basic client may not switch to client_secret_post.
+    let post = [("grant_type", "client_credentials"), ("client_id", id.as_str()), ("client_secret", secret.as_str())];
+    s.post_form("/token", &post, None).await.assert_error(401, "invalid_client");
+    // Two methods at once.
+    s.post_form("/token", &post, Some((&id, &secret))).await.assert_error(400, "invalid_request");
+    // A scope the client does not have; a malformed scope; an empty scope is omitted (RFC 6749 §3.1).
+    let wide = [("grant_type", "client_credentials"), ("scope", "admin")];
+    s.post_form("/token", &wide, Some((&id, &secret))).await.assert_error(400, "invalid_scope");
+    let bad = [("grant_type", "client_credentials"), ("scope", "a  b")];
+    s.post_form("/token", &bad, Some((&id, &secret))).await.assert_error(400, "invalid_scope");
+    // A resource that is not an absolute URI, or has a fragment.
+    let bad = [("grant_type", "client_credentials"), ("resource", "https://mcp.example.com/mcp#x")];
+    s.post_form("/token", &bad, Some((&id, &secret))).await.assert_error(400, "invalid_target");
+    // A public client may not use client credentials; a grant the client is not registered for.
+    let (public, _) = s.add_client(ClientSpec::public_app().grants(&[GrantType::ClientCredentials])).await;
+    let pc = [("grant_type", "client_credentials"), ("client_id", public.as_str())];
+    s.post_form("/token", &pc, None).await.assert_error(400, "unauthorized_client");
+    let code = [("grant_type", "authorization_code"), ("code", "x"), ("redirect_uri", REDIRECT)];
+    s.post_form("/token", &code, Some((&id, &secret))).await.assert_error(400, "unauthorized_client");
+    s.stop().await;
+}
+
+async fn malformed_requests_get_rfc_errors(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let (id, secret) = s.add_client(ClientSpec::service()).await;
+    let secret = secret.unwrap();
+    s.post_form("/token", &[("grant_type", "password")], Some((&id, &secret)))
+        .await
+        .assert_error(400, "unsupported_grant_type");
+    s.post_form("/token", &[("scope", "x")], Some((&id, &secret))).await.assert_error(400, "invalid_request");
+    // Duplicated parameter (RFC 6749 §3.2).
+    let r = s
+        .http
+        .post(s.url("/token"))
+        .basic_auth(&id, Some(&secret))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=client_credentials&grant_type=client_credentials")
+        .send()
+        .await
+        .unwrap();
+    common::Reply::from(r).await.assert_error(400, "invalid_request");
+    // JSON instead of a form.
+    let r = s
+        .http
+        .post(s.url("/token"))
+        .basic_auth(&id, Some(&secret))
+        .json(&json!({"grant_type": "client_credentials"}))
+        .send()
+        .await
+        .unwrap();
+    common::Reply::from(r).await.assert_error(400, "invalid_request");
+    // Oversized body: refused, not read whole.
+    let big = format!("grant_type=client_credentials&pad={}", "a".repeat(200_000));
+    let r = s
+        .http
+        .post(s.url("/token"))
+        .basic_auth(&id, Some(&secret))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    assert!(status == 413 || status == 400, "oversized body answered {status}");
+    // Garbage Basic credentials.
+    let r = s
+        .http
+        .post(s.url("/token"))
+        .header("authorization", "Basic %%%")
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    common::Reply::from(r).await.assert_error(401, "invalid_client");
+    s.stop().await;
+}
+
+async fn revocation_is_scoped_to_the_owner(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let (a, a_secret) = s.add_client(ClientSpec::service()).await;
+    let (b, b_secret) = s.add_client(ClientSpec::service()).await;
+    let (a_secret, b_secret) = (a_secret.unwrap(), b_secret.unwrap());
+    let rs = resource_server(&s).await;
+    let cc = [("grant_type", "client_credentials"), ("resource", RESOURCE)];
+    let token = s.post_form("/token", &cc, Some((&a, &a_secret))).await.assert_token()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Another client's revocation is answered 200 but changes nothing.
+    let r = s.post_form("/revoke", &[("token", &token)], Some((&b, &b_secret))).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(introspect(&s, &rs, &token).await["active"], true);
+    // Unknown tokens: 200.
+    assert_eq!(s.post_form("/revoke", &[("token", "af_at_unknown")], Some((&a, &a_secret))).await.status, 200);
+    // Unauthenticated: 401.
+    s.post_form("/revoke", &[("token", &token)], Some((&a, "wrong"))).await.assert_error(401, "invalid_client");
+    // The owner revokes it.
+    let r =
+        s.post_form("/revoke", &[("token", &token), ("token_type_hint", "access_token")], Some((&a, &a_secret))).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    assert_eq!(introspect(&s, &rs, &token).await["active"], false);
+
+    // Revoking a refresh token revokes its access tokens too.
+    let (client, _) = s.add_client(ClientSpec::public_app()).await;
+    let (code, verifier) = seed_code(&s, &client, "notes:read", &[RESOURCE]).await;
+    let t = exchange(&s, &client, &code, &verifier).await.assert_token().clone();
+    let r =
+        s.post_form("/revoke", &[("token", t["refresh_token"].as_str().unwrap()), ("client_id", &client)], None).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(introspect(&s, &rs, t["access_token"].as_str().unwrap()).await["active"], false);
+    s.stop().await;
+}
+
+async fn introspection_requires_a_confidential_caller(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let (a, a_secret) = s.add_client(ClientSpec::service()).await;
+    let a_secret = a_secret.unwrap();
+    let token =
+        s.post_form("/token", &[("grant_type", "client_credentials")], Some((&a, &a_secret))).await.assert_token()
+            ["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    // The owner sees its own token.
+    assert_eq!(introspect(&s, &(a.clone(), a_secret.clone()), &token).await["active"], true);
+    // A public client cannot introspect.
+    let (public, _) = s.add_client(ClientSpec::public_app()).await;
+    s.post_form("/introspect", &[("token", &token), ("client_id", &public)], None)
+        .await
+        .assert_error(401, "invalid_client");
+    // No credentials at all.
+    s.post_form("/introspect", &[("token", &token)], None).await.assert_error(400, "invalid_request");
+    // Missing token parameter.
+    s.post_form("/introspect", &[], Some((&a, &a_secret))).await.assert_error(400, "invalid_request");
+    // Expiry: inactive after the access-token lifetime.
+    s.advance(Duration::from_secs(3601));
+    assert_eq!(introspect(&s, &(a, a_secret), &token).await, json!({"active": false}));
+    s.stop().await;
+}
+
+fn assertion(s: &TestServer, key: &PrivateKey, client_id: &str, overrides: Value) -> String {
+    let now = s.clock_now().as_secs();
+    let mut claims = json!({
+        "iss": client_id, "sub": client_id, "aud": s.url("/token"),
+        "exp": now + 120, "iat": now, "jti": SecretToken::generate(TokenKind::Grant, &mut OsEntropy).expose(),
+    });
+    for (k, v) in overrides.as_object().unwrap() {
+        if v.is_null() {
+            claims.as_object_mut().unwrap().remove(k);
+        } else {
+            claims[k] = v.clone();
+        }
+    }
+    jws::sign(None, &claims, key).unwrap()
+}
+
+async fn private_key_jwt(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let key = PrivateKey::generate(Algorithm::ES256, &mut OsEntropy, None);
+    let jwks = json!({ "keys": [key.public_jwk()] });
+    let (id, _) = s.add_client(ClientSpec::service().method(ClientAuthMethod::PrivateKeyJwt).jwks(jwks)).await;
+    let with = |a: String| {
+        vec![
+            ("grant_type".to_owned(), "client_credentials".to_owned()),
+            ("client_assertion_type".to_owned(), "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".to_owned()),
+            ("client_assertion".to_owned(), a),
+        ]
+    };
+    let server = &s;
+    let post = |form: Vec<(String, String)>| async move {
+        common::Reply::from(server.http.post(server.url("/token")).form(&form).send().await.unwrap()).await
+    };
+
+    // Valid, with the token endpoint or the issuer as audience.
+    post(with(assertion(&s, &key, &id, json!({})))).await.assert_token();
+    post(with(assertion(&s, &key, &id, json!({"aud": s.base})))).await.assert_token();
+    // Replayed jti.
+    let once = assertion(&s, &key, &id, json!({}));
+    post(with(once.clone())).await.assert_token();
+    post(with(once)).await.assert_error(401, "invalid_client");
+    // alg none: header {"alg":"none"} and an empty signature.
+    use base64::Engine;
+    let b64 = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    let now = s.clock_now().as_secs();
+    let claims = json!({"iss": id, "sub": id, "aud": s.url("/token"), "exp": now + 60, "jti": "n1"});
+    post(with(format!("{}.{}.", b64(&json!({"alg": "none"})), b64(&claims)))).await.assert_error(401, "invalid_client");
+    // HS256 "signed" with the public key as the HMAC secret (algorithm confusion).
+    {
+        use sha2::Digest;
+        let input = format!("{}.{}", b64(&json!({"alg": "HS256", "typ": "JWT"})), b64(&claims));
+        let secret = serde_json::to_vec(&key.public_jwk()).unwrap();
+        // HMAC-SHA256 by hand (RFC 2104) to avoid a dependency for one test.
+        let mut k = [0u8; 64];
+        k[..32].copy_from_slice(&sha2::Sha256::digest(&secret));
+        let inner: Vec<u8> = k.iter().map(|b| b ^ 0x36).chain(input.bytes()).collect();
+        let outer: Vec<u8> = k.iter().map(|b| b ^ 0x5c).chain(sha2::Sha256::digest(&inner)).collect();
+        let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(&outer));
+        post(with(format!("{input}.{sig}"))).await.assert_error(401, "invalid_client");
+    }
+    // Expired, wrong audience, missing exp, lifetime too long, signed by another key.
+    post(with(assertion(&s, &key, &id, json!({"exp": now - 120})))).await.assert_error(401, "invalid_client");
+    post(with(assertion(&s, &key, &id, json!({"aud": "https://elsewhere.example/token"}))))
+        .await
+        .assert_error(401, "invalid_client");
+    post(with(assertion(&s, &key, &id, json!({"exp": null})))).await.assert_error(401, "invalid_client");
+    post(with(assertion(&s, &key, &id, json!({"exp": now + 86400})))).await.assert_error(401, "invalid_client");
+    let stranger = PrivateKey::generate(Algorithm::ES256, &mut OsEntropy, None);
+    post(with(assertion(&s, &stranger, &id, json!({})))).await.assert_error(401, "invalid_client");
+    // iss and sub must both be the client.
+    post(with(assertion(&s, &key, &id, json!({"iss": "someone-else"})))).await.assert_error(401, "invalid_client");
+    // EdDSA works too.
+    let ed = PrivateKey::generate(Algorithm::EdDSA, &mut OsEntropy, None);
+    let (ed_id, _) = s
+        .add_client(
+            ClientSpec::service().method(ClientAuthMethod::PrivateKeyJwt).jwks(json!({"keys": [ed.public_jwk()]})),
+        )
+        .await;
+    post(with(assertion(&s, &ed, &ed_id, json!({})))).await.assert_token();
+    s.stop().await;
+}
+
+async fn discovery_lists_what_is_served(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let meta: Value =
+        s.http.get(s.url("/.well-known/oauth-authorization-server")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(meta["issuer"], s.base.as_str());
+    for endpoint in ["token_endpoint", "introspection_endpoint", "revocation_endpoint"] {
+        let url = meta[endpoint].as_str().unwrap();
+        // Each advertised endpoint exists: an empty POST is answered by the endpoint itself, not a 404.
+        let r = s.http.post(url).send().await.unwrap();
+        assert_ne!(r.status().as_u16(), 404, "{endpoint} {url} is advertised but not served");
+    }
+    assert_eq!(meta["code_challenge_methods_supported"], json!(["S256"]));
+    let methods = meta["token_endpoint_auth_methods_supported"].as_array().unwrap();
+    assert!(methods.contains(&json!("private_key_jwt")) && methods.contains(&json!("none")));
+    assert_eq!(meta["token_endpoint_auth_signing_alg_values_supported"], json!(["ES256", "EdDSA"]));
+    s.stop().await;
+}
+
+async fn jwt_access_tokens_verify_against_the_published_jwks(backend: Backend) {
+    use authflow_core::jose::{jwt, AccessTokenClaims, JwkSet};
+    let s = TestServer::start_with(backend, |b| {
+        b.policy(authflow_server::Policy {
+            access_token_format: authflow_server::policy::AccessTokenFormat::Jwt,
+            ..Default::default()
+        })
+    })
+    .await;
+    let (id, secret) = s.add_client(ClientSpec::service()).await;
+    let secret = secret.unwrap();
+    let cc = [("grant_type", "client_credentials"), ("scope", "notes:read"), ("resource", RESOURCE)];
+    let token = s.post_form("/token", &cc, Some((&id, &secret))).await.assert_token()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(token.split('.').count(), 3, "a compact JWS");
+
+    let meta: Value =
+        s.http.get(s.url("/.well-known/oauth-authorization-server")).send().await.unwrap().json().await.unwrap();
+    let jwks: JwkSet = s.http.get(meta["jwks_uri"].as_str().unwrap()).send().await.unwrap().json().await.unwrap();
+    assert_eq!(jwks.len(), 1);
+    let validation = jwt::Validation::access_token(s.clock_now(), &s.base, RESOURCE);
+    let verified = jwt::decode(&token, &jwks, &validation).expect("an RFC 9068 token the resource can verify locally");
+    let claims = AccessTokenClaims::from_verified(&verified).unwrap();
+    assert_eq!(
+        (claims.client_id.as_str(), claims.sub.as_str(), claims.scope.as_deref()),
+        (id.as_str(), id.as_str(), Some("notes:read"))
+    );
+    // Another audience does not verify.
+    assert!(jwt::decode(
+        &token,
+        &jwks,
+        &jwt::Validation::access_token(s.clock_now(), &s.base, "https://other.example/mcp")
+    )
+    .is_err());
+
+    // The JWT is also known to introspection and revocation.
+    let rs = resource_server(&s).await;
+    assert_eq!(introspect(&s, &rs, &token).await["active"], true);
+    assert_eq!(s.post_form("/revoke", &[("token", &token)], Some((&id, &secret))).await.status, 200);
+    assert_eq!(introspect(&s, &rs, &token).await["active"], false);
+
+    // The same key signs the next token (one key per deployment, shared through storage).
+    let again = s.post_form("/token", &cc, Some((&id, &secret))).await.assert_token()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    jwt::decode(&again, &jwks, &validation).unwrap();
+    s.stop().await;
+}
+
+on_every_backend!(
+    jwt_access_tokens_verify_against_the_published_jwks,
+    code_flow_issues_audience_bound_tokens,
+    code_is_single_use_and_replay_revokes_what_it_issued,
+    code_exchange_checks_every_binding,
+    refresh_rotates_and_reuse_revokes_the_family,
+    concurrent_refreshes_issue_once,
+    client_credentials_and_client_authentication,
+    malformed_requests_get_rfc_errors,
+    revocation_is_scoped_to_the_owner,
+    introspection_requires_a_confidential_caller,
+    private_key_jwt,
+    discovery_lists_what_is_served,
+);

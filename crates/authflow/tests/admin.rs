@@ -1,0 +1,220 @@
+//! Black-box tests of the admin commands (`authflow user …`, `authflow client …`) and of what they create
+//! being usable by `authflow serve`.
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+fn authflow(db: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_authflow"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("AUTHFLOW_") || k == "DATABASE_URL" || k == "REDIS_URL" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("AUTHFLOW_DATABASE", db);
+    cmd
+}
+
+fn run_with_stdin(mut cmd: Command, stdin: &str) -> Output {
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn json_of(out: &Output) -> serde_json::Value {
+    assert!(out.status.success(), "failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+#[test]
+fn users_are_added_listed_and_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("a.db").display());
+    let mut add = authflow(&db);
+    add.args(["user", "add", "alice", "--password-stdin"]);
+    let user = json_of(&run_with_stdin(add, "correct horse battery staple\n"));
+    assert_eq!(user["username"], "alice");
+    assert!(user["sub"].as_str().unwrap().len() >= 22);
+
+    let mut again = authflow(&db);
+    again.args(["user", "add", "alice", "--password-stdin"]);
+    let out = run_with_stdin(again, "x\n");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
+
+    let mut empty = authflow(&db);
+    empty.args(["user", "add", "bob", "--password-stdin"]);
+    assert!(!run_with_stdin(empty, "\n").status.success(), "an empty password is refused");
+
+    let out = authflow(&db).args(["user", "list"]).output().unwrap();
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(listed.contains("\"alice\"") && !listed.contains("bob"), "{listed}");
+    assert!(!listed.contains("argon2"), "password hashes are never printed");
+
+    assert!(authflow(&db).args(["user", "remove", "alice"]).output().unwrap().status.success());
+    assert!(!authflow(&db).args(["user", "remove", "alice"]).output().unwrap().status.success());
+}
+
+#[test]
+fn clients_are_validated_and_printed_once_with_their_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("c.db").display());
+    let public = json_of(
+        &authflow(&db)
+            .args([
+                "client",
+                "add",
+                "--name",
+                "Laptop",
+                "--redirect-uri",
+                "http://127.0.0.1:9000/cb",
+                "--public",
+                "--scope",
+                "notes:read",
+            ])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(public["token_endpoint_auth_method"], "none");
+    assert!(public.get("client_secret").is_none());
+    assert_eq!(public["grant_types"], serde_json::json!(["authorization_code", "refresh_token"]));
+
+    let service = json_of(&authflow(&db).args(["client", "add", "--name", "Backend"]).output().unwrap());
+    assert!(service["client_secret"].as_str().unwrap().starts_with("af_cs_"));
+    assert_eq!(service["grant_types"], serde_json::json!(["client_credentials"]));
+
+    for bad in [
+        vec!["--redirect-uri", "http://evil.example/cb"],
+        vec!["--redirect-uri", "https://a.example/cb#frag"],
+        vec!["--redirect-uri", "javascript:alert(1)"],
+        vec!["--grant", "authorization_code"],
+        vec!["--public", "--grant", "client_credentials"],
+        vec!["--scope", "a  b"],
+        vec!["--resource", "not a uri"],
+    ] {
+        let out = authflow(&db).args(["client", "add", "--name", "Bad"]).args(&bad).output().unwrap();
+        assert!(!out.status.success(), "{bad:?} was accepted");
+    }
+
+    let listed = String::from_utf8_lossy(&authflow(&db).args(["client", "list"]).output().unwrap().stdout).to_string();
+    assert_eq!(listed.lines().count(), 2, "{listed}");
+    assert!(!listed.contains("af_cs_"), "secrets are shown only when created");
+
+    let id = service["client_id"].as_str().unwrap();
+    assert!(authflow(&db).args(["client", "disable", id]).output().unwrap().status.success());
+    assert!(authflow(&db).args(["client", "remove", id]).output().unwrap().status.success());
+    assert!(!authflow(&db).args(["client", "remove", id]).output().unwrap().status.success());
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A running `authflow serve`; killed on drop.
+struct Serve(std::process::Child);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn serve(db: &str, extra: &[&str]) -> (Serve, String) {
+    let port = free_port();
+    let mut child = authflow(db)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    for _ in 0..200 {
+        if reqwest::get(format!("{base}/health")).await.is_ok() {
+            return (Serve(child), base);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("serve did not start");
+}
+
+#[tokio::test]
+async fn a_cli_created_client_gets_tokens_from_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("s.db").display());
+    let created =
+        json_of(&authflow(&db).args(["client", "add", "--name", "Svc", "--scope", "notes:read"]).output().unwrap());
+    let (id, secret) = (created["client_id"].as_str().unwrap(), created["client_secret"].as_str().unwrap());
+    let (_server, base) = serve(&db, &[]).await;
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{base}/token"))
+        .basic_auth(id, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["scope"], "notes:read");
+    let r = http
+        .post(format!("{base}/token"))
+        .basic_auth(id, Some("wrong"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}
+
+#[tokio::test]
+async fn static_clients_come_from_the_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("f.db").display());
+    let config = dir.path().join("authflow.toml");
+    std::fs::write(
+        &config,
+        r#"
+access_token_ttl_secs = 120
+resources = ["https://mcp.example.com/mcp"]
+
+[[clients]]
+client_id = "backend"
+client_secret = "a-very-long-static-secret-of-40-characters"
+name = "Backend job"
+scope = "notes:read"
+"#,
+    )
+    .unwrap();
+    let (_server, base) = serve(&db, &["--config", config.to_str().unwrap()]).await;
+    let http = reqwest::Client::new();
+    let form = [("grant_type", "client_credentials"), ("resource", "https://mcp.example.com/mcp")];
+    let r = http
+        .post(format!("{base}/token"))
+        .basic_auth("backend", Some("a-very-long-static-secret-of-40-characters"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["expires_in"], 120);
+    // A resource outside the configured list is refused.
+    let form = [("grant_type", "client_credentials"), ("resource", "https://other.example/mcp")];
+    let r = http
+        .post(format!("{base}/token"))
+        .basic_auth("backend", Some("a-very-long-static-secret-of-40-characters"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_target");
+}
