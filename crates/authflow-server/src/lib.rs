@@ -19,6 +19,7 @@ mod assertion;
 mod authorize;
 mod client_auth;
 mod client_ip;
+mod cors;
 mod discovery;
 pub mod error;
 mod health;
@@ -26,6 +27,7 @@ mod introspect;
 mod issue;
 mod jwks;
 pub mod keys;
+mod limits;
 mod pages;
 pub mod params;
 pub mod policy;
@@ -45,6 +47,8 @@ use authflow_core::GrantType;
 use authflow_store::Store;
 use axum::routing::{get, post};
 use axum::Router;
+use limits::Limited;
+use tower::ServiceBuilder;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 use url::Url;
@@ -79,6 +83,8 @@ pub(crate) struct AppState {
     pub keys: keys::KeyRing,
     /// Registrations, per client address (in this process).
     pub registration_limiter: MemoryRateLimiter,
+    /// Token and introspection requests, per client address (in this process).
+    pub endpoint_limiter: MemoryRateLimiter,
 }
 
 impl AppState {
@@ -128,15 +134,21 @@ impl AuthServer {
     /// The HTTP routes.
     pub fn router(&self) -> Router {
         let base = self.state.base_path();
+        let state = self.state.clone();
+        let cors = cors::layer(&self.state.policy.cors_origins);
+        let limit = |which| axum::middleware::from_fn_with_state((state.clone(), which), limits::enforce);
         Router::new()
             .merge(health::routes())
             .merge(discovery::routes(&self.state.issuer))
             .merge(authorize::routes(&base))
-            .route(&format!("{base}/token"), post(token::token))
-            .route(&format!("{base}/introspect"), post(introspect::introspect))
-            .route(&format!("{base}/revoke"), post(revoke::revoke))
+            .route(
+                &format!("{base}/token"),
+                post(token::token).layer(ServiceBuilder::new().layer(cors.clone()).layer(limit(Limited::Token))),
+            )
+            .route(&format!("{base}/introspect"), post(introspect::introspect).layer(limit(Limited::Introspect)))
+            .route(&format!("{base}/revoke"), post(revoke::revoke).layer(cors.clone()))
             .route(&format!("{base}/jwks.json"), get(jwks::jwks))
-            .merge(register::routes(&base))
+            .merge(register::routes(&base).layer(cors))
             .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
             .layer(TraceLayer::new_for_http())
             .with_state(self.state.clone())
@@ -192,6 +204,7 @@ impl AuthServerBuilder {
                 policy: self.policy,
                 login_limiter: MemoryRateLimiter::new(),
                 registration_limiter: MemoryRateLimiter::new(),
+                endpoint_limiter: MemoryRateLimiter::new(),
             }),
         })
     }

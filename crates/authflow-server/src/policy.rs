@@ -26,6 +26,13 @@ pub struct Policy {
     /// When set, `POST /register` requires this initial access token (RFC 7591 §3) as a Bearer token: a
     /// closed deployment. Only its hash is kept.
     pub registration_token: Option<authflow_core::TokenHash>,
+    /// Browser origins allowed to call `/token`, `/revoke` and `/register` besides loopback ones (`*`: any).
+    pub cors_origins: Vec<String>,
+    /// Token requests per client address (default 600 per minute).
+    pub token_requests_per_ip: RateLimit,
+    /// Introspection requests per client address (default 6000 per minute: resource servers introspect on
+    /// every cold token).
+    pub introspection_requests_per_ip: RateLimit,
     /// Lifetime of dynamically registered clients (default: unlimited).
     pub dynamic_client_ttl: Option<Duration>,
     /// Opaque (default) or JWT access tokens.
@@ -68,6 +75,9 @@ impl Default for Policy {
         Policy {
             registrations_per_ip: RateLimit::new(100, Duration::from_secs(600)).expect("a valid rate limit"),
             registration_token: None,
+            cors_origins: Vec::new(),
+            token_requests_per_ip: RateLimit::new(600, Duration::from_secs(60)).expect("a valid rate limit"),
+            introspection_requests_per_ip: RateLimit::new(6000, Duration::from_secs(60)).expect("a valid rate limit"),
             dynamic_client_ttl: None,
             access_token_format: AccessTokenFormat::Opaque,
             access_token_ttl: Duration::from_secs(3600),

@@ -559,7 +559,69 @@ async fn jwt_access_tokens_verify_against_the_published_jwks(backend: Backend) {
     s.stop().await;
 }
 
+async fn token_and_introspection_are_rate_limited_per_address(backend: Backend) {
+    use authflow_core::ratelimit::RateLimit;
+    let s = TestServer::start_with(backend, |b| {
+        b.policy(authflow_server::Policy {
+            token_requests_per_ip: RateLimit::new(3, Duration::from_secs(60)).unwrap(),
+            introspection_requests_per_ip: RateLimit::new(2, Duration::from_secs(60)).unwrap(),
+            ..Default::default()
+        })
+    })
+    .await;
+    let (id, secret) = s.add_client(ClientSpec::service()).await;
+    let secret = secret.unwrap();
+    let cc = [("grant_type", "client_credentials")];
+    for _ in 0..3 {
+        s.post_form("/token", &cc, Some((&id, &secret))).await.assert_token();
+    }
+    let limited = s.post_form("/token", &cc, Some((&id, &secret))).await;
+    limited.assert_error(429, "rate_limited");
+    assert!(limited.header("retry-after").unwrap().parse::<u64>().unwrap() >= 1);
+    let caller = (id.clone(), secret.clone());
+    introspect(&s, &caller, "af_at_x").await;
+    introspect(&s, &caller, "af_at_x").await;
+    s.post_form("/introspect", &[("token", "af_at_x")], Some((&id, &secret))).await.assert_error(429, "rate_limited");
+    s.advance(Duration::from_secs(120));
+    s.post_form("/token", &cc, Some((&id, &secret))).await.assert_token();
+    s.stop().await;
+}
+
+async fn cors_allows_loopback_and_configured_origins_only(backend: Backend) {
+    let s = TestServer::start_with(backend, |b| {
+        b.policy(authflow_server::Policy {
+            cors_origins: vec!["https://inspector.example".into()],
+            ..Default::default()
+        })
+    })
+    .await;
+    for (origin, allowed) in [
+        ("http://localhost:6274", true),
+        ("https://inspector.example", true),
+        ("https://evil.example", false),
+        ("http://localhost.evil.example", false),
+    ] {
+        for path in ["/token", "/register", "/revoke"] {
+            let r = s
+                .http
+                .request(reqwest::Method::OPTIONS, s.url(path))
+                .header("origin", origin)
+                .header("access-control-request-method", "POST")
+                .header("access-control-request-headers", "content-type")
+                .send()
+                .await
+                .unwrap();
+            let granted = r.headers().get("access-control-allow-origin").map(|v| v.to_str().unwrap().to_owned());
+            assert_eq!(granted.as_deref() == Some(origin), allowed, "{origin} on {path}: {granted:?}");
+            assert!(r.headers().get("access-control-allow-credentials").is_none());
+        }
+    }
+    s.stop().await;
+}
+
 on_every_backend!(
+    token_and_introspection_are_rate_limited_per_address,
+    cors_allows_loopback_and_configured_origins_only,
     jwt_access_tokens_verify_against_the_published_jwks,
     code_flow_issues_audience_bound_tokens,
     code_is_single_use_and_replay_revokes_what_it_issued,

@@ -59,6 +59,8 @@ pub struct Config {
     pub refresh_token_ttl_secs: u64,
     /// Authorization-code lifetime in seconds.
     pub code_ttl_secs: u64,
+    /// Browser origins (besides loopback ones) allowed to call /token, /revoke and /register; `*` for any.
+    pub cors_origins: Vec<String>,
     /// When set, dynamic registration requires this initial access token (a closed deployment).
     pub registration_initial_access_token: Option<String>,
     /// Lifetime of dynamically registered clients in seconds (default: unlimited).
@@ -108,6 +110,7 @@ impl Default for Config {
             access_token_ttl_secs: 3600,
             refresh_token_ttl_secs: 30 * 24 * 3600,
             code_ttl_secs: 60,
+            cors_origins: Vec::new(),
             registration_initial_access_token: None,
             dynamic_client_ttl_secs: None,
             clients: Vec::new(),

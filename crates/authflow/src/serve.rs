@@ -75,6 +75,7 @@ fn policy(config: &Config) -> Result<Policy, String> {
         require_resource: config.require_resource,
         registration_token: config.registration_initial_access_token.as_deref().map(authflow_core::TokenHash::of),
         dynamic_client_ttl: config.dynamic_client_ttl_secs.map(Duration::from_secs),
+        cors_origins: config.cors_origins.clone(),
         ..Policy::default()
     })
 }
