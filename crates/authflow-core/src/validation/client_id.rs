@@ -351,6 +351,9 @@ mod tests {
 
         #[test]
         fn simple_https_urls_are_metadata_documents(h in "[a-z][a-z0-9-]{0,10}\\.example", p in "(/[a-z0-9_-]{1,8}){1,4}") {
+            // A label with "--" in positions 3-4 is reserved for IDNA ("xn--…") and must be valid punycode,
+            // which random letters are not: such hosts are rightly refused, so leave them out here.
+            prop_assume!(h.get(2..4) != Some("--"));
             let s = format!("https://{h}{p}");
             prop_assert_eq!(ClientId::parse(&s).map(|id| id.kind()), Ok(ClientIdKind::MetadataDocument));
         }

@@ -1,0 +1,477 @@
+//! [`BearerAuthLayer`]: accept only requests with a valid, audience-bound, sufficiently scoped bearer token;
+//! [`RequireScopeLayer`]: more scope for some routes; and the extractors handlers read the token with.
+//!
+//! ```no_run
+//! use axum::{routing::{get, post}, Router};
+//! use authflow_resource::{Authenticated, BearerAuthLayer, IntrospectionVerifier, RequireScopeLayer, VerifiedToken};
+//!
+//! async fn list(token: VerifiedToken) -> String {
+//!     format!("notes of {}", token.principal().unwrap_or("nobody"))
+//! }
+//!
+//! async fn delete(auth: Authenticated) -> Result<&'static str, authflow_resource::AuthRejection> {
+//!     auth.require_scopes(&["notes:admin"])?; // 403 insufficient_scope with a step-up challenge
+//!     Ok("deleted")
+//! }
+//!
+//! # fn app(verifier: IntrospectionVerifier) -> Router {
+//! let metadata = "https://mcp.example.com/.well-known/oauth-protected-resource/mcp";
+//! Router::new()
+//!     .route("/notes", get(list))
+//!     .route("/notes/write", post(|| async { "written" }).layer(RequireScopeLayer::new(["notes:write"])))
+//!     .route("/notes/delete", post(delete))
+//!     .layer(BearerAuthLayer::new(verifier, metadata).require_scopes(["notes:read"]))
+//! # }
+//! ```
+//!
+//! ## Extracting the token
+//! Only the `Authorization` header is read (RFC 6750 §2.1): exactly one, scheme `Bearer` in any case, one
+//! or more spaces, then a `b64token`. A token in the query string (`?access_token=`) is refused with 400,
+//! as are repeated `Authorization` headers; another scheme (`Basic …`) counts as no token. See
+//! [`crate::challenge`] for every answer.
+//!
+//! On success the [`VerifiedToken`] is put into the request's extensions, where the [`VerifiedToken`] and
+//! [`Authenticated`] extractors (and rmcp tool handlers, with the `rmcp` feature) find it.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use authflow_core::Scope;
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{header, Request, Response};
+use tower::{Layer, Service};
+
+use crate::challenge::{AuthRejection, Challenge, RejectionKind};
+use crate::verifier::{TokenVerifier, VerifiedToken, VerifyError};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// Longest `Authorization` header value read.
+const MAX_AUTHORIZATION_LEN: usize = 16 * 1024;
+
+/// What the layer tells the routes behind it (kept in request extensions).
+#[derive(Debug, Clone)]
+pub(crate) struct AuthContext {
+    pub(crate) challenge: Arc<Challenge>,
+    pub(crate) required: Option<Scope>,
+}
+
+/// How a request fared, left in response extensions for [`RequestLogLayer`](crate::RequestLogLayer).
+#[derive(Debug, Clone)]
+pub(crate) struct AuthNote {
+    pub(crate) outcome: &'static str,
+    pub(crate) subject: Option<String>,
+    pub(crate) client_id: Option<String>,
+}
+
+fn scope_from<I, S>(scopes: I) -> Scope
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    let tokens: Vec<String> =
+        scopes.into_iter().flat_map(|s| s.as_ref().split(' ').map(str::to_owned).collect::<Vec<_>>()).collect();
+    Scope::from_tokens(tokens.iter().filter(|t| !t.is_empty()))
+        .unwrap_or_else(|| panic!("invalid or empty scope list: {tokens:?}"))
+}
+
+fn union(a: Option<&Scope>, b: &Scope) -> Scope {
+    match a {
+        Some(a) => Scope::from_tokens(a.iter().chain(b.iter())).unwrap_or_else(|| b.clone()),
+        None => b.clone(),
+    }
+}
+
+/// A `b64token` (RFC 6750 §2.1): `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+fn is_b64token(token: &str) -> bool {
+    let body = token.trim_end_matches('=');
+    !body.is_empty() && body.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
+}
+
+/// The bearer token of a request: `Ok(None)` when none is presented.
+pub(crate) fn bearer_token(parts: &Parts) -> Result<Option<&str>, RejectionKind> {
+    if let Some(query) = parts.uri.query() {
+        if form_urlencoded::parse(query.as_bytes()).any(|(k, _)| k == "access_token") {
+            return Err(RejectionKind::InvalidRequest("access tokens are not accepted in the query string"));
+        }
+    }
+    let mut values = parts.headers.get_all(header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else { return Ok(None) };
+    if values.next().is_some() {
+        return Err(RejectionKind::InvalidRequest("more than one Authorization header"));
+    }
+    if value.len() > MAX_AUTHORIZATION_LEN {
+        return Err(RejectionKind::InvalidToken("the token is too long".into()));
+    }
+    let value = value.to_str().map_err(|_| RejectionKind::InvalidRequest("malformed Authorization header"))?;
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Ok(None);
+    }
+    let token = rest.trim_start_matches(' ');
+    if token.is_empty() {
+        return Err(RejectionKind::InvalidRequest("the Bearer credentials are empty"));
+    }
+    if !is_b64token(token) {
+        return Err(RejectionKind::InvalidToken("the token is malformed".into()));
+    }
+    Ok(Some(token))
+}
+
+/// Requires a valid bearer token on every request (see the module docs). Builder methods configure it.
+#[derive(Clone)]
+pub struct BearerAuthLayer {
+    verifier: Arc<dyn TokenVerifier>,
+    context: Arc<AuthContext>,
+}
+
+impl std::fmt::Debug for BearerAuthLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BearerAuthLayer").field("verifier", &self.verifier).field("context", &self.context).finish()
+    }
+}
+
+impl BearerAuthLayer {
+    /// Verify tokens with `verifier`; challenges point at the RFC 9728 metadata at `resource_metadata`.
+    pub fn new(verifier: impl TokenVerifier, resource_metadata: impl Into<String>) -> Self {
+        Self::with_challenge(verifier, Challenge::new(resource_metadata))
+    }
+
+    /// Verify tokens with `verifier`, with a custom [`Challenge`].
+    pub fn with_challenge(verifier: impl TokenVerifier, challenge: Challenge) -> Self {
+        BearerAuthLayer {
+            verifier: Arc::new(verifier),
+            context: Arc::new(AuthContext { challenge: Arc::new(challenge), required: None }),
+        }
+    }
+
+    /// Require these scope tokens on every request (each item may hold several, space-separated). Tokens
+    /// without them get 403 `insufficient_scope`; 401 challenges name them.
+    ///
+    /// # Panics
+    /// If the list is empty or a token is not a valid scope token (a configuration error).
+    pub fn require_scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let scope = scope_from(scopes);
+        Arc::make_mut(&mut self.context).required = Some(scope);
+        self
+    }
+
+    /// Add `realm="…"` to challenges.
+    pub fn realm(mut self, realm: impl Into<String>) -> Self {
+        let ctx = Arc::make_mut(&mut self.context);
+        ctx.challenge = Arc::new((*ctx.challenge).clone().realm(realm));
+        self
+    }
+
+    /// The scope required on every request.
+    pub fn required_scopes(&self) -> Option<&Scope> {
+        self.context.required.as_ref()
+    }
+}
+
+impl<S> Layer<S> for BearerAuthLayer {
+    type Service = BearerAuth<S>;
+    fn layer(&self, inner: S) -> BearerAuth<S> {
+        BearerAuth { inner, verifier: self.verifier.clone(), context: self.context.clone() }
+    }
+}
+
+/// The service [`BearerAuthLayer`] wraps around routes.
+#[derive(Clone)]
+pub struct BearerAuth<S> {
+    inner: S,
+    verifier: Arc<dyn TokenVerifier>,
+    context: Arc<AuthContext>,
+}
+
+impl<S> std::fmt::Debug for BearerAuth<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BearerAuth").field("verifier", &self.verifier).field("context", &self.context).finish()
+    }
+}
+
+fn rejected(rejection: AuthRejection, outcome: &'static str) -> Response<Body> {
+    use axum::response::IntoResponse;
+    let mut response = rejection.into_response();
+    response.extensions_mut().insert(AuthNote { outcome, subject: None, client_id: None });
+    response
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for BearerAuth<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Response<Body>, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        // The clone is not ready; the service that was polled ready serves this request.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let (verifier, context) = (self.verifier.clone(), self.context.clone());
+        Box::pin(async move {
+            let (mut parts, body) = request.into_parts();
+            let reject = |kind| AuthRejection::new(kind, Some(context.challenge.clone()), context.required.clone());
+            let token = match bearer_token(&parts) {
+                Ok(Some(token)) => token.to_owned(),
+                Ok(None) => return Ok(rejected(reject(RejectionKind::MissingToken), "missing")),
+                Err(kind) => return Ok(rejected(reject(kind), "malformed")),
+            };
+            let verified = match verifier.verify(&token).await {
+                Ok(verified) => verified,
+                Err(VerifyError::Invalid(reason)) => {
+                    tracing::debug!(%reason, "bearer token refused");
+                    return Ok(rejected(reject(RejectionKind::InvalidToken(reason)), "invalid"));
+                }
+                Err(VerifyError::Unavailable(reason)) => {
+                    tracing::warn!(%reason, "bearer token could not be verified");
+                    return Ok(rejected(reject(RejectionKind::Unavailable), "unavailable"));
+                }
+            };
+            drop(token);
+            if let Some(required) = &context.required {
+                if !verified.missing_scopes(required).is_empty() {
+                    let mut response = rejected(reject(RejectionKind::InsufficientScope), "insufficient_scope");
+                    response.extensions_mut().insert(note(&verified, "insufficient_scope"));
+                    return Ok(response);
+                }
+            }
+            let note = note(&verified, "ok");
+            parts.extensions.insert(verified);
+            parts.extensions.insert(context);
+            let mut response = inner.call(Request::from_parts(parts, body)).await?.map(Body::new);
+            response.extensions_mut().insert(note);
+            Ok(response)
+        })
+    }
+}
+
+fn note(token: &VerifiedToken, outcome: &'static str) -> AuthNote {
+    AuthNote { outcome, subject: token.subject.clone(), client_id: token.client_id.clone() }
+}
+
+/// Requires more scope on the routes it wraps, behind a [`BearerAuthLayer`]: a token without it gets 403
+/// `insufficient_scope` naming every scope needed (the layer's and this one's), so an MCP client can step up.
+///
+/// ```
+/// use axum::{routing::post, Router};
+/// use authflow_resource::RequireScopeLayer;
+///
+/// let write: Router = Router::new().route("/notes", post(|| async { "ok" }).layer(RequireScopeLayer::new(["notes:write"])));
+/// ```
+#[derive(Debug, Clone)]
+pub struct RequireScopeLayer {
+    scope: Scope,
+}
+
+impl RequireScopeLayer {
+    /// Require these scope tokens (each item may hold several, space-separated).
+    ///
+    /// # Panics
+    /// If the list is empty or a token is not a valid scope token (a configuration error).
+    pub fn new<I, S>(scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        RequireScopeLayer { scope: scope_from(scopes) }
+    }
+}
+
+impl<S> Layer<S> for RequireScopeLayer {
+    type Service = RequireScope<S>;
+    fn layer(&self, inner: S) -> RequireScope<S> {
+        RequireScope { inner, scope: self.scope.clone() }
+    }
+}
+
+/// The service [`RequireScopeLayer`] wraps around routes.
+#[derive(Debug, Clone)]
+pub struct RequireScope<S> {
+    inner: S,
+    scope: Scope,
+}
+
+/// Check `token` for `scope`; the refusal names `scope` plus whatever the layer requires.
+fn check_scope(
+    token: Option<&VerifiedToken>,
+    context: Option<&Arc<AuthContext>>,
+    scope: &Scope,
+) -> Result<(), AuthRejection> {
+    let Some(token) = token else {
+        tracing::error!("a scope check runs on a route without BearerAuthLayer");
+        return Err(AuthRejection::new(RejectionKind::NotConfigured, None, None));
+    };
+    if token.missing_scopes(scope).is_empty() {
+        return Ok(());
+    }
+    let needed = union(context.and_then(|c| c.required.as_ref()), scope);
+    Err(AuthRejection::new(RejectionKind::InsufficientScope, context.map(|c| c.challenge.clone()), Some(needed)))
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequireScope<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Response<Body>, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let checked = check_scope(
+            request.extensions().get::<VerifiedToken>(),
+            request.extensions().get::<Arc<AuthContext>>(),
+            &self.scope,
+        );
+        if let Err(rejection) = checked {
+            return Box::pin(async move { Ok(rejected(rejection, "insufficient_scope")) });
+        }
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(async move { Ok(inner.call(request).await?.map(Body::new)) })
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for VerifiedToken {
+    type Rejection = AuthRejection;
+
+    /// The token [`BearerAuthLayer`] verified; 500 if the route is not behind one.
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<VerifiedToken>().cloned().ok_or_else(|| {
+            tracing::error!("VerifiedToken extracted on a route without BearerAuthLayer");
+            AuthRejection::new(RejectionKind::NotConfigured, None, None)
+        })
+    }
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for VerifiedToken {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Option<Self>, Self::Rejection> {
+        Ok(parts.extensions.get::<VerifiedToken>().cloned())
+    }
+}
+
+/// The verified token plus what is needed to refuse with a proper challenge: use it to check scopes inside
+/// a handler ([`Authenticated::require_scopes`]). Dereferences to [`VerifiedToken`].
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    token: VerifiedToken,
+    context: Option<Arc<AuthContext>>,
+}
+
+impl Authenticated {
+    /// The token.
+    pub fn token(&self) -> &VerifiedToken {
+        &self.token
+    }
+
+    /// The token, owned.
+    pub fn into_token(self) -> VerifiedToken {
+        self.token
+    }
+
+    /// `Ok` if the token has every scope token in `scopes`, else the 403 `insufficient_scope` refusal to
+    /// return (it names these scopes and the layer's).
+    ///
+    /// # Panics
+    /// If `scopes` is empty or holds an invalid scope token.
+    pub fn require_scopes(&self, scopes: &[&str]) -> Result<(), AuthRejection> {
+        check_scope(Some(&self.token), self.context.as_ref(), &scope_from(scopes))
+    }
+}
+
+impl std::ops::Deref for Authenticated {
+    type Target = VerifiedToken;
+    fn deref(&self) -> &VerifiedToken {
+        &self.token
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let token = <VerifiedToken as FromRequestParts<S>>::from_request_parts(parts, state).await?;
+        Ok(Authenticated { token, context: parts.extensions.get::<Arc<AuthContext>>().cloned() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn parts(auth: &[&str], uri: &str) -> Parts {
+        let mut req = Request::builder().uri(uri);
+        for a in auth {
+            req = req.header(header::AUTHORIZATION, *a);
+        }
+        req.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn extraction_rules() {
+        let ok = |auth: &str| bearer_token(&parts(&[auth], "/mcp")).map(|t| t.map(str::to_owned));
+        assert_eq!(ok("Bearer abc.def-_~+/=="), Ok(Some("abc.def-_~+/==".into())));
+        assert_eq!(ok("bearer abc"), Ok(Some("abc".into())));
+        assert_eq!(ok("BEARER   abc"), Ok(Some("abc".into())));
+        assert_eq!(ok("Basic YTpi"), Ok(None));
+        assert_eq!(ok("Bearerabc"), Ok(None));
+        assert!(matches!(ok("Bearer"), Err(RejectionKind::InvalidRequest(_))));
+        assert!(matches!(ok("Bearer "), Err(RejectionKind::InvalidRequest(_))));
+        assert!(matches!(ok("Bearer a b"), Err(RejectionKind::InvalidToken(_))));
+        assert!(matches!(ok("Bearer a\"b"), Err(RejectionKind::InvalidToken(_))));
+        assert!(matches!(ok("Bearer ==="), Err(RejectionKind::InvalidToken(_))));
+        assert!(matches!(ok("Bearer abc "), Err(RejectionKind::InvalidToken(_))));
+        assert_eq!(bearer_token(&parts(&[], "/mcp")), Ok(None));
+        assert!(matches!(
+            bearer_token(&parts(&["Bearer a", "Bearer b"], "/mcp")),
+            Err(RejectionKind::InvalidRequest(_))
+        ));
+        assert!(matches!(bearer_token(&parts(&[], "/mcp?access_token=x")), Err(RejectionKind::InvalidRequest(_))));
+        assert!(matches!(
+            bearer_token(&parts(&["Bearer a"], "/mcp?a=1&access_token=x")),
+            Err(RejectionKind::InvalidRequest(_))
+        ));
+        assert_eq!(bearer_token(&parts(&["Bearer a"], "/mcp?access_tokens=x")), Ok(Some("a")));
+        let mut p = parts(&[], "/mcp");
+        p.headers.insert(header::AUTHORIZATION, HeaderValue::from_bytes(b"Bearer \xff").unwrap());
+        assert!(matches!(bearer_token(&p), Err(RejectionKind::InvalidRequest(_))));
+    }
+
+    #[test]
+    fn scope_lists() {
+        assert_eq!(scope_from(["b a", "c"]).to_string(), "a b c");
+        assert_eq!(union(Some(&scope_from(["a"])), &scope_from(["b"])).to_string(), "a b");
+        assert!(std::panic::catch_unwind(|| scope_from(Vec::<&str>::new())).is_err());
+        assert!(std::panic::catch_unwind(|| scope_from(["a\"b"])).is_err());
+    }
+}
