@@ -3,6 +3,8 @@
 
 use std::fmt;
 use std::ops::{Add, Sub};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Milliseconds since the Unix epoch.
@@ -22,6 +24,12 @@ impl UnixTime {
     /// From whole seconds since the epoch (saturating).
     pub const fn from_secs(s: u64) -> Self {
         UnixTime(s.saturating_mul(1000))
+    }
+
+    /// From a `SystemTime` the caller read (times before the epoch become the epoch).
+    pub fn from_system_time(t: std::time::SystemTime) -> Self {
+        let since = t.duration_since(std::time::SystemTime::UNIX_EPOCH).unwrap_or_default();
+        UnixTime(millis(since))
     }
 
     /// Milliseconds since the epoch.
@@ -69,6 +77,56 @@ impl fmt::Debug for UnixTime {
     }
 }
 
+/// A source of the current time, for the IO crates that wrap the core (the core's own rules never ask for
+/// the time: they take `now` as an argument). The crates that may read the OS clock provide a `SystemClock`;
+/// tests use [`ManualClock`] to move time without sleeping.
+pub trait Clock: Send + Sync + fmt::Debug + 'static {
+    /// Now.
+    fn now(&self) -> UnixTime;
+}
+
+impl<C: Clock + ?Sized> Clock for Arc<C> {
+    fn now(&self) -> UnixTime {
+        (**self).now()
+    }
+}
+
+/// A clock that moves only when told to. Clones share the same time.
+///
+/// ```
+/// use std::time::Duration;
+/// use authflow_core::time::{Clock, ManualClock, UnixTime};
+///
+/// let clock = ManualClock::new(UnixTime::from_secs(1_700_000_000));
+/// clock.advance(Duration::from_secs(5));
+/// assert_eq!(clock.now(), UnixTime::from_secs(1_700_000_005));
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct ManualClock(Arc<AtomicU64>);
+
+impl ManualClock {
+    /// A clock showing `start`.
+    pub fn new(start: UnixTime) -> Self {
+        ManualClock(Arc::new(AtomicU64::new(start.as_millis())))
+    }
+
+    /// Move forward by `by`.
+    pub fn advance(&self, by: Duration) {
+        self.0.fetch_add(millis(by), Ordering::SeqCst);
+    }
+
+    /// Show `to` (which may be earlier than now).
+    pub fn set(&self, to: UnixTime) {
+        self.0.store(to.as_millis(), Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> UnixTime {
+        UnixTime::from_millis(self.0.load(Ordering::SeqCst))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,5 +139,11 @@ mod tests {
         assert_eq!(t.saturating_since(UnixTime::from_secs(12)), Duration::ZERO);
         assert_eq!(t.saturating_until(UnixTime::from_secs(12)), Duration::from_secs(2));
         assert_eq!(UnixTime::from_millis(u64::MAX) + Duration::from_secs(1), UnixTime::from_millis(u64::MAX));
+        let t = std::time::SystemTime::UNIX_EPOCH + Duration::from_millis(1_234);
+        assert_eq!(UnixTime::from_system_time(t).as_millis(), 1_234);
+        assert_eq!(
+            UnixTime::from_system_time(std::time::SystemTime::UNIX_EPOCH - Duration::from_secs(1)),
+            UnixTime::EPOCH
+        );
     }
 }

@@ -1,48 +1,18 @@
 //! The two things the sans-IO core never does itself: read the clock and draw random bytes.
 
-use std::fmt::Debug;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use authflow_core::{Entropy, UnixTime};
 
-/// A source of the current time. Tests use [`ManualClock`] to move time without sleeping.
-pub trait Clock: Send + Sync + Debug {
-    /// Now.
-    fn now(&self) -> UnixTime;
-}
+pub use authflow_core::time::{Clock, ManualClock};
 
-/// The system clock.
+/// The system clock: the one place the server reads the time.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> UnixTime {
-        let since = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-        UnixTime::from_millis(u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
-    }
-}
-
-/// A clock that only moves when told to.
-#[derive(Debug, Clone, Default)]
-pub struct ManualClock(Arc<AtomicU64>);
-
-impl ManualClock {
-    /// A clock showing `start`.
-    pub fn new(start: UnixTime) -> Self {
-        ManualClock(Arc::new(AtomicU64::new(start.as_millis())))
-    }
-
-    /// Move forward.
-    pub fn advance(&self, by: Duration) {
-        self.0.fetch_add(u64::try_from(by.as_millis()).unwrap_or(u64::MAX), Ordering::SeqCst);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> UnixTime {
-        UnixTime::from_millis(self.0.load(Ordering::SeqCst))
+        UnixTime::from_system_time(SystemTime::now())
     }
 }
 
