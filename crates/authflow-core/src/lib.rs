@@ -24,8 +24,10 @@
 pub mod device;
 pub mod entropy;
 pub mod error;
+pub mod friction;
 pub mod grant;
 pub mod jose;
+mod lru;
 pub mod metadata;
 pub mod password;
 pub mod pkce;

@@ -33,7 +33,6 @@
 //! ```
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -42,6 +41,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ErrorCode, OAuthError};
+use crate::lru::Lru;
 use crate::time::UnixTime;
 use crate::token::TokenHash;
 
@@ -335,7 +335,7 @@ impl MemoryRateLimiter {
 
     /// How many keys are remembered.
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).index.len()).sum()
+        self.shards.iter().map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).len()).sum()
     }
 
     /// Whether no key is remembered.
@@ -360,155 +360,62 @@ fn stored_key(key: &str) -> Cow<'_, str> {
     }
 }
 
-/// No entry: the end of the recency list.
-const NIL: usize = usize::MAX;
-
-struct Entry {
-    key: Arc<str>,
+/// What a [`MemoryRateLimiter`] remembers per key.
+struct KeyState {
     state: WindowState,
+    /// When `state` becomes equivalent to a fresh one (under the limit it was last checked with).
     idle_at: UnixTime,
-    /// Towards the most recently used end.
-    newer: usize,
-    /// Towards the least recently used end.
-    older: usize,
 }
 
-/// One shard: a map from key to a slot in `entries`, whose slots also form a doubly linked recency list
-/// (so touching and evicting are O(1)). Freed slots are reused; `entries` never outgrows `capacity`.
+/// One shard: its keys in recency order, so touching and evicting are O(1).
 struct Shard {
-    index: HashMap<Arc<str>, usize>,
-    entries: Vec<Entry>,
-    free: Vec<usize>,
-    newest: usize,
-    oldest: usize,
-    capacity: usize,
-    /// Shared placeholder for vacant slots, so freeing a slot releases its key's memory without allocating.
-    vacant: Arc<str>,
+    keys: Lru<Arc<str>, KeyState>,
 }
 
 impl Shard {
     fn new(capacity: usize) -> Self {
-        Shard {
-            index: HashMap::new(),
-            entries: Vec::new(),
-            free: Vec::new(),
-            newest: NIL,
-            oldest: NIL,
-            capacity,
-            vacant: Arc::from(""),
-        }
+        Shard { keys: Lru::new(capacity) }
+    }
+
+    fn len(&self) -> usize {
+        self.keys.len()
     }
 
     fn check(&mut self, key: &str, limit: &RateLimit, now: UnixTime) -> Decision {
-        if let Some(&i) = self.index.get(key) {
-            let entry = &mut self.entries[i];
+        if let Some(entry) = self.keys.get_mut(key) {
             let decision = limit.check(&mut entry.state, now);
             entry.idle_at = entry.state.idle_at(limit);
-            self.touch(i);
             return decision;
         }
         self.reclaim_idle(now, RECLAIM_PER_INSERT);
-        if self.index.len() >= self.capacity {
-            self.evict_one(now);
+        // Make room for one key: an idle one among the few least recently used if any; otherwise the
+        // insertion below evicts the least recently used.
+        if self.keys.len() >= self.keys.capacity() {
+            let idle = self.keys.iter().take(IDLE_SCAN).find(|(_, e)| e.idle_at <= now).map(|(k, _)| Arc::clone(k));
+            if let Some(idle) = idle {
+                self.keys.remove(&idle);
+            }
         }
         let mut state = WindowState::new();
         let decision = limit.check(&mut state, now);
-        self.insert(Arc::from(key), state, state.idle_at(limit));
+        self.keys.insert(Arc::from(key), KeyState { state, idle_at: state.idle_at(limit) });
         decision
-    }
-
-    fn insert(&mut self, key: Arc<str>, state: WindowState, idle_at: UnixTime) {
-        let entry = Entry { key: Arc::clone(&key), state, idle_at, newer: NIL, older: NIL };
-        let i = match self.free.pop() {
-            Some(i) => {
-                self.entries[i] = entry;
-                i
-            }
-            None => {
-                self.entries.push(entry);
-                self.entries.len() - 1
-            }
-        };
-        self.push_newest(i);
-        self.index.insert(key, i);
-    }
-
-    fn unlink(&mut self, i: usize) {
-        let (newer, older) = (self.entries[i].newer, self.entries[i].older);
-        match newer {
-            NIL => self.newest = older,
-            n => self.entries[n].older = older,
-        }
-        match older {
-            NIL => self.oldest = newer,
-            o => self.entries[o].newer = newer,
-        }
-    }
-
-    fn push_newest(&mut self, i: usize) {
-        self.entries[i].older = self.newest;
-        self.entries[i].newer = NIL;
-        match self.newest {
-            NIL => self.oldest = i,
-            n => self.entries[n].newer = i,
-        }
-        self.newest = i;
-    }
-
-    fn touch(&mut self, i: usize) {
-        if self.newest != i {
-            self.unlink(i);
-            self.push_newest(i);
-        }
-    }
-
-    fn remove(&mut self, i: usize) {
-        self.unlink(i);
-        let key = std::mem::replace(&mut self.entries[i].key, Arc::clone(&self.vacant));
-        self.index.remove(&key);
-        self.free.push(i);
     }
 
     /// Drop up to `max` idle keys from the least recently used end.
     fn reclaim_idle(&mut self, now: UnixTime, max: usize) {
         for _ in 0..max {
-            match self.oldest {
-                NIL => return,
-                i if self.entries[i].idle_at <= now => self.remove(i),
+            match self.keys.iter().next() {
+                Some((_, e)) if e.idle_at <= now => self.keys.pop_oldest(),
                 _ => return,
-            }
-        }
-    }
-
-    /// Make room for one key: an idle one among the few least recently used if any, else the oldest.
-    fn evict_one(&mut self, now: UnixTime) {
-        let mut i = self.oldest;
-        for _ in 0..IDLE_SCAN {
-            if i == NIL {
-                break;
-            }
-            if self.entries[i].idle_at <= now {
-                self.remove(i);
-                return;
-            }
-            i = self.entries[i].newer;
-        }
-        if self.oldest != NIL {
-            self.remove(self.oldest);
+            };
         }
     }
 
     fn purge_idle(&mut self, now: UnixTime) -> usize {
-        let before = self.index.len();
-        let mut i = self.oldest;
-        while i != NIL {
-            let next = self.entries[i].newer;
-            if self.entries[i].idle_at <= now {
-                self.remove(i);
-            }
-            i = next;
-        }
-        before - self.index.len()
+        let before = self.keys.len();
+        self.keys.retain(|_, e| e.idle_at > now);
+        before - self.keys.len()
     }
 }
 
@@ -516,6 +423,7 @@ impl Shard {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::collections::HashMap;
 
     fn rl(limit: u32, window_ms: u64) -> RateLimit {
         RateLimit::new(limit, Duration::from_millis(window_ms)).unwrap()

@@ -60,6 +60,21 @@ const MAX_AUTHORIZATION_LEN: usize = 16 * 1024;
 pub(crate) struct AuthContext {
     pub(crate) challenge: Arc<Challenge>,
     pub(crate) required: Option<Scope>,
+    /// The scope 401 challenges name, when it differs from `required`.
+    pub(crate) advertised: Option<Scope>,
+}
+
+impl AuthContext {
+    /// The scope a refusal of `kind` names: 401s tell a client what to ask for (MCP scope selection), 403s
+    /// what this request needs.
+    fn scope_for(&self, kind: &RejectionKind) -> Option<Scope> {
+        match kind {
+            RejectionKind::MissingToken | RejectionKind::InvalidToken(_) => {
+                self.advertised.clone().or_else(|| self.required.clone())
+            }
+            _ => self.required.clone(),
+        }
+    }
 }
 
 /// How a request fared, left in response extensions for [`RequestLogLayer`](crate::RequestLogLayer).
@@ -147,12 +162,13 @@ impl BearerAuthLayer {
     pub fn with_challenge(verifier: impl TokenVerifier, challenge: Challenge) -> Self {
         BearerAuthLayer {
             verifier: Arc::new(verifier),
-            context: Arc::new(AuthContext { challenge: Arc::new(challenge), required: None }),
+            context: Arc::new(AuthContext { challenge: Arc::new(challenge), required: None, advertised: None }),
         }
     }
 
     /// Require these scope tokens on every request (each item may hold several, space-separated). Tokens
-    /// without them get 403 `insufficient_scope`; 401 challenges name them.
+    /// without them get 403 `insufficient_scope`; 401 challenges name them unless
+    /// [`challenge_scopes`](Self::challenge_scopes) says otherwise.
     ///
     /// # Panics
     /// If the list is empty or a token is not a valid scope token (a configuration error).
@@ -166,6 +182,37 @@ impl BearerAuthLayer {
         self
     }
 
+    /// Name these scope tokens in 401 challenges instead of the required ones (each item may hold several,
+    /// space-separated). MCP clients request exactly the scope a 401 names, so a server that requires
+    /// `notes:read` on every request but has tools needing `notes:write` advertises both here, and clients
+    /// obtain write access in one authorization. 403 `insufficient_scope` refusals still name what the
+    /// request needs.
+    ///
+    /// ```
+    /// use authflow_resource::{BearerAuthLayer, VerifiedToken, VerifyError};
+    /// # #[derive(Debug)] struct V;
+    /// # #[async_trait::async_trait]
+    /// # impl authflow_resource::TokenVerifier for V {
+    /// #     async fn verify(&self, _: &str) -> Result<VerifiedToken, VerifyError> { Err(VerifyError::invalid("x")) }
+    /// # }
+    /// let layer = BearerAuthLayer::new(V, "https://mcp.example.com/.well-known/oauth-protected-resource/mcp")
+    ///     .require_scopes(["notes:read"])
+    ///     .challenge_scopes(["notes:read notes:write"]);
+    /// assert_eq!(layer.challenge_scope().unwrap().to_string(), "notes:read notes:write");
+    /// ```
+    ///
+    /// # Panics
+    /// If the list is empty or a token is not a valid scope token (a configuration error).
+    pub fn challenge_scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let scope = scope_from(scopes);
+        Arc::make_mut(&mut self.context).advertised = Some(scope);
+        self
+    }
+
     /// Add `realm="…"` to challenges.
     pub fn realm(mut self, realm: impl Into<String>) -> Self {
         let ctx = Arc::make_mut(&mut self.context);
@@ -176,6 +223,11 @@ impl BearerAuthLayer {
     /// The scope required on every request.
     pub fn required_scopes(&self) -> Option<&Scope> {
         self.context.required.as_ref()
+    }
+
+    /// The scope 401 challenges name: the [`challenge_scopes`](Self::challenge_scopes), else the required.
+    pub fn challenge_scope(&self) -> Option<&Scope> {
+        self.context.advertised.as_ref().or(self.context.required.as_ref())
     }
 }
 
@@ -230,7 +282,10 @@ where
         let (verifier, context) = (self.verifier.clone(), self.context.clone());
         Box::pin(async move {
             let (mut parts, body) = request.into_parts();
-            let reject = |kind| AuthRejection::new(kind, Some(context.challenge.clone()), context.required.clone());
+            let reject = |kind: RejectionKind| {
+                let scope = context.scope_for(&kind);
+                AuthRejection::new(kind, Some(context.challenge.clone()), scope)
+            };
             let token = match bearer_token(&parts) {
                 Ok(Some(token)) => token.to_owned(),
                 Ok(None) => return Ok(rejected(reject(RejectionKind::MissingToken), "missing")),

@@ -10,7 +10,8 @@
 //! | verifier unavailable (authorization server down) | 503 | none; `Retry-After` |
 //!
 //! When scopes are required, 401 challenges carry `scope="…"` too, so an MCP client knows what to ask for
-//! (MCP authorization, scope selection). Every response has a JSON body and `Cache-Control: no-store`.
+//! (MCP authorization, scope selection); [`BearerAuthLayer::challenge_scopes`](crate::BearerAuthLayer::challenge_scopes)
+//! names more there than every request needs, e.g. the write scope some tools check themselves. Every response has a JSON body and `Cache-Control: no-store`.
 //!
 //! ```
 //! use authflow_resource::challenge::Challenge;

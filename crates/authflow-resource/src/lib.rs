@@ -54,7 +54,11 @@ pub mod auth;
 mod cache;
 pub mod challenge;
 pub mod clock;
-pub mod http;
+pub mod friction;
+/// The SSRF-safe HTTP client, from [`authflow_http`] (shared with the authorization server).
+pub mod http {
+    pub use authflow_http::*;
+}
 pub mod introspection;
 pub mod jwt;
 pub mod log;
@@ -66,6 +70,7 @@ pub mod verifier;
 
 pub use auth::{Authenticated, BearerAuth, BearerAuthLayer, RequireScope, RequireScopeLayer};
 pub use challenge::{AuthRejection, Challenge, RejectionKind};
+pub use friction::{Friction, FrictionController, FrictionLayer};
 pub use http::SafeHttpClient;
 pub use introspection::{IntrospectionAuth, IntrospectionVerifier, IntrospectionVerifierBuilder};
 pub use jwt::{JwtVerifier, JwtVerifierBuilder};

@@ -22,7 +22,7 @@
 //! }
 //! ```
 //!
-//! See `examples/notes.rs` for a complete server. A handler that is reached without the layer in front
+//! `examples/notes-mcp` in the repository is a complete server (`authflow demo` runs it). A handler that is reached without the layer in front
 //! (a configuration mistake) fails with an internal error instead of running anonymously.
 
 use axum::http::request::Parts;

@@ -194,6 +194,72 @@ async fn challenges_header_by_header() {
     );
 }
 
+/// A server requiring `notes:read` that advertises `notes:read notes:write`: 401s name both (what a client
+/// should ask for), 403s only what the request needs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn challenges_can_advertise_more_scope_than_is_required() {
+    let resource = ProtectedResource::new(RESOURCE).unwrap().authorization_server("https://auth.example.com");
+    let layer =
+        resource.bearer_auth(Tokens).require_scopes(["notes:read"]).challenge_scopes(["notes:write", "notes:read"]);
+    assert_eq!(layer.required_scopes().map(ToString::to_string).as_deref(), Some("notes:read"));
+    let router = Router::new()
+        .route("/mcp", get(|t: VerifiedToken| async move { t.principal().unwrap_or("?").to_owned() }))
+        .route("/mcp/admin", post(admin))
+        .layer(layer);
+    let base = serve(router).await;
+    let mcp = format!("{base}/mcp");
+
+    let r = send(client().get(&mcp)).await;
+    assert_json_error(&r, 401, "invalid_token");
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some(format!("Bearer scope=\"notes:read notes:write\", resource_metadata=\"{PRM}\"").as_str())
+    );
+    let r = send(client().get(&mcp).bearer_auth("nope")).await;
+    assert_json_error(&r, 401, "invalid_token");
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some(
+            format!("Bearer error=\"invalid_token\", scope=\"notes:read notes:write\", resource_metadata=\"{PRM}\"")
+                .as_str()
+        )
+    );
+    // 403s keep naming what the request needs, not what is advertised.
+    let r = send(client().get(&mcp).bearer_auth("none")).await;
+    assert_json_error(&r, 403, "insufficient_scope");
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some(
+            format!("Bearer error=\"insufficient_scope\", scope=\"notes:read\", resource_metadata=\"{PRM}\"").as_str()
+        )
+    );
+    let r = send(client().post(format!("{base}/mcp/admin")).bearer_auth("write")).await;
+    assert_json_error(&r, 403, "insufficient_scope");
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some(
+            format!(
+                "Bearer error=\"insufficient_scope\", scope=\"notes:admin notes:read\", resource_metadata=\"{PRM}\""
+            )
+            .as_str()
+        )
+    );
+    // A read-only token is still enough to pass the layer.
+    let r = send(client().get(&mcp).bearer_auth("read")).await;
+    assert_eq!(r.status, 200);
+
+    // Advertising without requiring: 401s name the scope, any valid token passes.
+    let layer = resource.bearer_auth(Tokens).challenge_scopes(["notes:read notes:write"]);
+    assert_eq!(layer.required_scopes(), None);
+    let base = serve(Router::new().route("/mcp", get(|| async { "ok" })).layer(layer)).await;
+    let r = send(client().get(format!("{base}/mcp"))).await;
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some(format!("Bearer scope=\"notes:read notes:write\", resource_metadata=\"{PRM}\"").as_str())
+    );
+    assert_eq!(send(client().get(format!("{base}/mcp")).bearer_auth("none")).await.status, 200);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handlers_see_the_token_and_trailing_slashes_are_the_same_route() {
     let base = start().await;

@@ -12,7 +12,9 @@ use authflow_store::Client;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
+use crate::clients::{self, ClientError};
 use crate::error::ApiError;
+use crate::observe::AUDIT;
 use crate::AppState;
 
 fn invalid_client(why: &'static str) -> ApiError {
@@ -40,36 +42,44 @@ pub(crate) async fn verify(
         return Err(invalid_client("client_id differs from the assertion's subject"));
     }
     let now = state.clock.now();
-    let client = state
-        .store
-        .find_client(&claimed)
-        .await?
-        .filter(|c| !c.disabled && c.expires_at.is_none_or(|e| e > now))
-        .filter(|c| c.metadata.token_endpoint_auth_method == ClientAuthMethod::PrivateKeyJwt)
-        .ok_or_else(|| invalid_client("client authentication failed"))?;
-    let keys = match &client.metadata.jwks {
-        Some(jwks) => {
-            JwkSet::from_value(jwks.clone()).map_err(|_| invalid_client("the client's registered JWKS is invalid"))?
+    let client = match clients::find(state, &claimed).await {
+        Ok(found) => found,
+        Err(ClientError::Store(e)) => return Err(e.into()),
+        Err(e @ ClientError::Document(_)) => {
+            tracing::info!(client_id = %claimed, error = %e, "client metadata document refused");
+            None
         }
-        None => {
-            return Err(invalid_client("the client has no inline jwks (jwks_uri is not fetched by this server yet)"))
-        }
+    }
+    .filter(|c| !c.disabled && c.expires_at.is_none_or(|e| e > now))
+    .filter(|c| c.metadata.token_endpoint_auth_method == ClientAuthMethod::PrivateKeyJwt)
+    .ok_or_else(|| invalid_client("client authentication failed"))?;
+    let check = |keys: &JwkSet| {
+        validate_client_assertion(
+            assertion,
+            keys,
+            &client.client_id,
+            audiences,
+            now,
+            state.policy.assertion_max_lifetime,
+        )
     };
-    let checked = validate_client_assertion(
-        assertion,
-        &keys,
-        &client.client_id,
-        audiences,
-        now,
-        state.policy.assertion_max_lifetime,
-    )
-    .map_err(|e| {
+    let refused = |e: &dyn std::fmt::Display| {
         tracing::info!(client_id = %client.client_id, error = %e, "client assertion refused");
         invalid_client("client assertion refused")
-    })?;
+    };
+    let keys = clients::keys(state, &client, false).await.map_err(|e| refused(&e))?;
+    let checked = match check(&keys) {
+        Ok(checked) => checked,
+        // The client may have rotated its keys behind its jwks_uri: look once more (rate-limited per URL).
+        Err(_) if client.metadata.jwks_uri.is_some() => {
+            let fresh = clients::keys(state, &client, true).await.map_err(|e| refused(&e))?;
+            check(&fresh).map_err(|e| refused(&e))?
+        }
+        Err(e) => return Err(refused(&e)),
+    };
     let key = format!("jti:{}:{}", client.client_id, checked.jti);
-    if !state.store.remember_once(&key, checked.replay_until, now).await? {
-        tracing::warn!(client_id = %client.client_id, "client assertion replayed");
+    if !state.remember_once(&key, checked.replay_until).await? {
+        tracing::warn!(target: AUDIT, client_id = %client.client_id, "client assertion replayed");
         return Err(invalid_client("client assertion already used"));
     }
     Ok(client)

@@ -3,13 +3,13 @@
 //! A request uses exactly one method; a client uses only the method it registered. Every failure is the
 //! same `invalid_client`, so a caller learns nothing about which part was wrong.
 
-use authflow_core::validation::client_id::ClientId;
 use authflow_core::{ClientAuthMethod, ErrorCode, OAuthError};
 use authflow_store::Client;
 use axum::http::{header, HeaderMap, HeaderValue};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
+use crate::clients::ClientError;
 use crate::error::ApiError;
 use crate::params::Params;
 use crate::AppState;
@@ -103,10 +103,15 @@ fn presented<'a>(headers: &HeaderMap, params: &'a Params) -> Result<Presented<'a
 
 /// Find a client that may authenticate now with `method`.
 async fn usable_client(state: &AppState, id: &str, method: ClientAuthMethod, basic: bool) -> Result<Client, ApiError> {
-    if ClientId::parse(id).is_err() {
-        return Err(failure(basic));
-    }
-    let client = state.store.find_client(id).await?.ok_or_else(|| failure(basic))?;
+    let client = match crate::clients::find(state, id).await {
+        Ok(Some(client)) => client,
+        Ok(None) => return Err(failure(basic)),
+        Err(ClientError::Store(e)) => return Err(e.into()),
+        Err(e @ ClientError::Document(_)) => {
+            tracing::info!(client_id = %id, error = %e, "client metadata document refused");
+            return Err(failure(basic));
+        }
+    };
     let expired = client.expires_at.is_some_and(|e| e <= state.clock.now());
     if client.disabled || expired || client.metadata.token_endpoint_auth_method != method {
         return Err(failure(basic));

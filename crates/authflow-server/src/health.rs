@@ -1,4 +1,4 @@
-//! `/health` (the process is up) and `/ready` (its storage answers).
+//! `/health` (the process is up) and `/ready` (its storage, and Redis when configured, answer).
 
 use std::sync::Arc;
 
@@ -20,7 +20,11 @@ async fn health() -> impl IntoResponse {
 }
 
 async fn ready(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    match state.store.ping().await {
+    let pinged = match state.store.ping().await {
+        Ok(()) => state.limiter.ping().await,
+        Err(e) => Err(e),
+    };
+    match pinged {
         Ok(()) => (StatusCode::OK, Json(json!({ "status": "ready", "storage": state.store.backend() }))),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");

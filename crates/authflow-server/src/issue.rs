@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use authflow_core::jose::{AccessTokenClaims, Audience};
+use authflow_core::jose::{AccessTokenClaims, Audience, IdTokenClaims};
 use authflow_core::{OAuthError, Scope, SecretToken, TokenKind, UnixTime};
-use authflow_store::{AccessToken, Grant, RefreshState, RefreshToken};
+use authflow_store::{AccessToken, AuthorizationCode, Grant, RefreshState, RefreshToken};
 use serde::Serialize;
 
 use crate::error::ApiError;
@@ -26,6 +26,9 @@ pub struct TokenResponse {
     /// The scope granted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// An OpenID Connect ID token, when the code flow was granted the `openid` scope.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
 }
 
 /// What a new access token is for.
@@ -148,5 +151,25 @@ pub async fn respond(
         expires_in,
         refresh_token: refresh.map(|r| r.expose().to_owned()),
         scope: req.scope.map(|s| s.to_string()),
+        id_token: None,
     })
+}
+
+/// An OpenID Connect ID token for the user who approved `code`, bound to the access token sent with it.
+pub async fn id_token(state: &AppState, code: &AuthorizationCode, access_token: &str) -> Result<String, ApiError> {
+    let now = state.clock.now();
+    let mut claims = IdTokenClaims::new(
+        state.issuer_string(),
+        code.subject.clone(),
+        code.client_id.clone(),
+        now,
+        state.policy.access_token_ttl,
+        code.auth_time,
+    );
+    claims.nonce = code.nonce.clone();
+    if code.scope.as_ref().is_some_and(|s| s.contains("profile")) {
+        claims.preferred_username = state.store.find_user(&code.subject).await?.map(|u| u.username);
+    }
+    let key = state.keys.signing_key(now).await?;
+    claims.sign(Some(access_token), &key).map_err(|e| ApiError::from(OAuthError::from(e)))
 }

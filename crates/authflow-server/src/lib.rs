@@ -17,9 +17,12 @@
 
 mod assertion;
 mod authorize;
+mod bearer;
 mod client_auth;
 mod client_ip;
+mod clients;
 mod cors;
+mod device;
 mod discovery;
 pub mod error;
 mod health;
@@ -28,29 +31,33 @@ mod issue;
 mod jwks;
 pub mod keys;
 mod limits;
+pub mod observe;
 mod pages;
 pub mod params;
 pub mod policy;
 mod purge;
 mod register;
+mod remote;
 mod revoke;
 mod rules;
 pub mod runtime;
 mod session;
 mod token;
+pub mod upstream;
+mod userinfo;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use authflow_core::ratelimit::Decision;
 use authflow_core::ratelimit::MemoryRateLimiter;
 use authflow_core::GrantType;
-use authflow_store::Store;
+use authflow_store::{RateLimiter, ReplayStore, Store};
 use axum::routing::{get, post};
 use axum::Router;
 use limits::Limited;
 use tower::ServiceBuilder;
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::trace::TraceLayer;
 use url::Url;
 
 pub use error::ApiError;
@@ -67,6 +74,17 @@ pub enum BuildError {
     /// The issuer is not a valid issuer identifier (RFC 8414 §2).
     #[error("invalid issuer {0:?}: it must be an https URL (or http on a loopback host) with no query or fragment")]
     InvalidIssuer(String),
+    /// The outbound HTTP client could not be built.
+    #[error(transparent)]
+    Http(#[from] authflow_http::FetchError),
+    /// An outbound client that allows plain http was given to a server with a public issuer.
+    #[error(
+        "an outbound HTTP client that allows plain http is for local tests only; the issuer {0:?} is not loopback"
+    )]
+    InsecureHttpClient(String),
+    /// An upstream identity provider's configuration is unusable; the text says why.
+    #[error("{0}")]
+    InvalidUpstream(String),
 }
 
 /// Shared state of every handler.
@@ -77,14 +95,19 @@ pub(crate) struct AppState {
     pub clock: Arc<dyn Clock>,
     pub scopes: Vec<String>,
     pub policy: Policy,
-    /// Sign-in attempts, per username and per client address (in this process).
-    pub login_limiter: MemoryRateLimiter,
+    /// Every rate limit (sign-ins, code guesses, registrations, token and introspection requests), keyed by
+    /// purpose and address: in this process by default, shared through Redis across replicas.
+    pub limiter: Arc<dyn RateLimiter>,
+    /// Where one-time markers (client assertion `jti`s) go: the store by default, Redis when configured.
+    pub replay: Option<Arc<dyn ReplayStore>>,
     /// JWT signing keys.
     pub keys: keys::KeyRing,
-    /// Registrations, per client address (in this process).
-    pub registration_limiter: MemoryRateLimiter,
-    /// Token and introspection requests, per client address (in this process).
-    pub endpoint_limiter: MemoryRateLimiter,
+    /// Client metadata documents and client key sets, fetched SSRF-safely and cached.
+    pub remote: remote::RemoteDocuments,
+    /// Prometheus counters.
+    pub metrics: observe::Metrics,
+    /// Upstream identity providers, and whether local passwords are offered beside them.
+    pub upstream: upstream::Upstreams,
 }
 
 impl AppState {
@@ -103,9 +126,40 @@ impl AppState {
         format!("{}/{name}", self.issuer_string())
     }
 
+    /// Every scope the server knows: the configured ones plus the OpenID Connect ones. Empty when none are
+    /// configured, which means any scope.
+    pub fn known_scopes(&self) -> Vec<String> {
+        let mut known = self.scopes.clone();
+        if !known.is_empty() {
+            known.extend(
+                rules::OIDC_SCOPES.iter().filter(|s| !self.scopes.iter().any(|k| k == *s)).map(|s| s.to_string()),
+            );
+        }
+        known
+    }
+
+    /// Count a request against `limit` under `key`. A limiter that cannot be reached refuses (503): failing
+    /// open would switch brute-force protection off exactly when a replica is under stress.
+    pub async fn rate_limit(
+        &self,
+        key: &str,
+        limit: &authflow_core::ratelimit::RateLimit,
+    ) -> Result<Decision, ApiError> {
+        Ok(self.limiter.check(key, limit, self.clock.now()).await?)
+    }
+
+    /// Remember a one-time `key` until `expires_at`: `true` the first time.
+    pub async fn remember_once(&self, key: &str, expires_at: authflow_core::UnixTime) -> Result<bool, ApiError> {
+        let now = self.clock.now();
+        Ok(match &self.replay {
+            Some(replay) => replay.remember_once(key, expires_at, now).await?,
+            None => self.store.remember_once(key, expires_at, now).await?,
+        })
+    }
+
     /// The grant types served.
     pub fn grant_types(&self) -> &'static [GrantType] {
-        &[GrantType::RefreshToken, GrantType::ClientCredentials, GrantType::AuthorizationCode]
+        &[GrantType::RefreshToken, GrantType::ClientCredentials, GrantType::AuthorizationCode, GrantType::DeviceCode]
     }
 }
 
@@ -123,12 +177,30 @@ pub struct AuthServerBuilder {
     clock: Arc<dyn Clock>,
     scopes: Vec<String>,
     policy: Policy,
+    http: Option<authflow_http::SafeHttpClient>,
+    limiter: Option<Arc<dyn RateLimiter>>,
+    replay: Option<Arc<dyn ReplayStore>>,
+    key_encryption: Option<keys::KeyEncryptionKey>,
+    upstream: Vec<upstream::UpstreamProvider>,
+    local_passwords: bool,
 }
 
 impl AuthServer {
     /// Start building a server for `issuer` on `store`.
     pub fn builder(issuer: Url, store: Arc<dyn Store>) -> AuthServerBuilder {
-        AuthServerBuilder { issuer, store, clock: Arc::new(SystemClock), scopes: Vec::new(), policy: Policy::default() }
+        AuthServerBuilder {
+            issuer,
+            store,
+            clock: Arc::new(SystemClock),
+            scopes: Vec::new(),
+            policy: Policy::default(),
+            http: None,
+            limiter: None,
+            replay: None,
+            key_encryption: None,
+            upstream: Vec::new(),
+            local_passwords: true,
+        }
     }
 
     /// The HTTP routes.
@@ -145,12 +217,22 @@ impl AuthServer {
                 &format!("{base}/token"),
                 post(token::token).layer(ServiceBuilder::new().layer(cors.clone()).layer(limit(Limited::Token))),
             )
+            .route(&format!("{base}/device_authorization"), post(device::authorization).layer(limit(Limited::Token)))
+            .merge(device::routes(&base))
             .route(&format!("{base}/introspect"), post(introspect::introspect).layer(limit(Limited::Introspect)))
             .route(&format!("{base}/revoke"), post(revoke::revoke).layer(cors.clone()))
             .route(&format!("{base}/jwks.json"), get(jwks::jwks))
+            .route(
+                &format!("{base}/userinfo"),
+                get(userinfo::userinfo)
+                    .post(userinfo::userinfo)
+                    .layer(ServiceBuilder::new().layer(cors.clone()).layer(limit(Limited::Introspect))),
+            )
             .merge(register::routes(&base).layer(cors))
+            .route("/metrics", get(observe::metrics))
             .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
-            .layer(TraceLayer::new_for_http())
+            // After routing (Router::layer), so the route pattern labels the metrics and the span.
+            .layer(axum::middleware::from_fn_with_state(self.state.clone(), observe::observe))
             .with_state(self.state.clone())
     }
 
@@ -184,6 +266,51 @@ impl AuthServerBuilder {
         self
     }
 
+    /// The client for outbound calls (client metadata documents, client `jwks_uri`s). Default: the strict
+    /// SSRF policy — `https` only, no private, loopback or link-local targets — 5 s per call, 3 redirects.
+    /// A client whose policy allows plain http is accepted only with a loopback issuer: it exists for local
+    /// tests, which then may also use `http://127.0.0.1/…` client ids.
+    pub fn http_client(mut self, http: authflow_http::SafeHttpClient) -> Self {
+        self.http = Some(http);
+        self
+    }
+
+    /// Where rate-limit windows live. Default: this process ([`MemoryRateLimiter`]); replicas share limits
+    /// through a shared one, e.g. `authflow_store::redis::RedisShared`.
+    pub fn rate_limiter(mut self, limiter: Arc<dyn RateLimiter>) -> Self {
+        self.limiter = Some(limiter);
+        self
+    }
+
+    /// Where one-time markers (client assertion `jti`s) live. Default: the store (shared by replicas that
+    /// share a database); Redis keeps them off the database.
+    pub fn replay_store(mut self, replay: Arc<dyn ReplayStore>) -> Self {
+        self.replay = Some(replay);
+        self
+    }
+
+    /// Seal signing keys at rest with `key` (see [`keys`]). Every replica needs the same key.
+    pub fn key_encryption(mut self, key: keys::KeyEncryptionKey) -> Self {
+        self.key_encryption = Some(key);
+        self
+    }
+
+    /// Offer sign-in at an upstream identity provider (OpenID Connect or GitHub) on the sign-in page; call
+    /// once per provider. See [`upstream`] for the round trip and how identities become local users. Calls
+    /// to providers go through a client with the same SSRF policy as [`AuthServerBuilder::http_client`]'s
+    /// (system resolver, bundled web roots), which follows no redirect.
+    pub fn upstream(mut self, provider: upstream::UpstreamProvider) -> Self {
+        self.upstream.push(provider);
+        self
+    }
+
+    /// Offer the username and password form (default `true`). With `false`, people sign in only through
+    /// upstream providers (at least one is then required) and password posts are refused.
+    pub fn local_passwords(mut self, enabled: bool) -> Self {
+        self.local_passwords = enabled;
+        self
+    }
+
     /// Check the configuration and build.
     pub fn build(self) -> Result<AuthServer, BuildError> {
         let issuer = self.issuer;
@@ -194,17 +321,36 @@ impl AuthServerBuilder {
         if !scheme_ok || issuer.query().is_some() || issuer.fragment().is_some() || !issuer.username().is_empty() {
             return Err(BuildError::InvalidIssuer(issuer.to_string()));
         }
+        let http = match self.http {
+            Some(http) if http.policy().allows_http() && !loopback => {
+                return Err(BuildError::InsecureHttpClient(issuer.to_string()))
+            }
+            Some(http) => http,
+            None => authflow_http::SafeHttpClient::builder(authflow_core::ssrf::SsrfPolicy::strict())
+                .timeout(Duration::from_secs(5))
+                .build()?,
+        };
+        // Calls carrying upstream credentials follow no redirect (see `upstream::Upstreams::http`).
+        let upstream_http = authflow_http::SafeHttpClient::builder(http.policy().clone())
+            .timeout(Duration::from_secs(10))
+            .max_redirects(0)
+            .build()?;
+        let upstream = upstream::Upstreams::new(self.upstream, self.local_passwords, upstream_http)
+            .map_err(BuildError::InvalidUpstream)?;
         Ok(AuthServer {
             state: Arc::new(AppState {
-                keys: keys::KeyRing::new(self.store.clone(), authflow_core::jose::Algorithm::ES256),
+                upstream,
+                keys: keys::KeyRing::new(self.store.clone(), authflow_core::jose::Algorithm::ES256)
+                    .with_encryption(self.key_encryption),
                 issuer,
                 store: self.store,
                 clock: self.clock,
                 scopes: self.scopes,
                 policy: self.policy,
-                login_limiter: MemoryRateLimiter::new(),
-                registration_limiter: MemoryRateLimiter::new(),
-                endpoint_limiter: MemoryRateLimiter::new(),
+                limiter: self.limiter.unwrap_or_else(|| Arc::new(MemoryRateLimiter::new())),
+                replay: self.replay,
+                remote: remote::RemoteDocuments::new(http),
+                metrics: observe::Metrics::default(),
             }),
         })
     }

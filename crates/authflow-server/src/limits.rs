@@ -42,7 +42,11 @@ pub(crate) async fn enforce(
     next: Next,
 ) -> Response {
     let key = format!("{}:{}", which.name(), ip.key());
-    match state.endpoint_limiter.check(&key, which.limit(&state), state.clock.now()).into_result() {
+    let decision = match state.rate_limit(&key, which.limit(&state)).await {
+        Ok(decision) => decision,
+        Err(e) => return e.into_response(),
+    };
+    match decision.into_result() {
         Ok(_) => next.run(request).await,
         Err(e) => {
             tracing::info!(endpoint = which.name(), "rate limited");

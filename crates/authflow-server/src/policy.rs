@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use authflow_core::device::DevicePolicy;
 use authflow_core::pkce::PkcePolicy;
 use authflow_core::ratelimit::RateLimit;
 use authflow_core::validation::redirect_uri::RedirectUriPolicy;
@@ -66,6 +67,14 @@ pub struct Policy {
     pub consent_ttl: Duration,
     /// Sign-in attempts allowed per username (default 10 per 5 minutes).
     pub login_attempts_per_user: RateLimit,
+    /// Device authorization (RFC 8628): code lifetime (default 10 minutes) and polling interval (5 s).
+    pub device: DevicePolicy,
+    /// User codes a client address may try at the verification page (default 20 per 10 minutes): user codes
+    /// are short, so guessing must stay hopeless (RFC 8628 §5.1).
+    pub user_code_attempts_per_ip: RateLimit,
+    /// Accept client ID metadata documents: a `client_id` that is an `https` URL names the JSON document
+    /// describing the client (default on, as MCP clients expect).
+    pub client_id_metadata_documents: bool,
     /// Sign-in attempts allowed per client IP address (default 30 per 5 minutes).
     pub login_attempts_per_ip: RateLimit,
 }
@@ -95,6 +104,9 @@ impl Default for Policy {
             consent_ttl: Duration::from_secs(90 * 24 * 3600),
             login_attempts_per_user: attempts(10, Duration::from_secs(300)),
             login_attempts_per_ip: attempts(30, Duration::from_secs(300)),
+            client_id_metadata_documents: true,
+            device: DevicePolicy::default(),
+            user_code_attempts_per_ip: attempts(20, Duration::from_secs(600)),
         }
     }
 }

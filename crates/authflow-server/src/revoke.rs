@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::client_auth;
 use crate::error::{no_store, ApiError};
+use crate::observe::AUDIT;
 use crate::params::Form;
 use crate::AppState;
 
@@ -37,7 +38,7 @@ pub(crate) async fn revoke(
         }
     }
     if revoked {
-        tracing::info!(client_id = caller.id(), "token revoked");
+        tracing::info!(target: AUDIT, client_id = caller.id(), "token revoked");
     }
     let mut response = ().into_response();
     no_store(response.headers_mut());

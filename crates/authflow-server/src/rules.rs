@@ -7,16 +7,23 @@ use authflow_store::Client;
 
 use crate::AppState;
 
+/// The OpenID Connect scopes every deployment knows: `openid` asks for an ID token, `profile` for the
+/// user's login name in it and at `/userinfo`.
+pub const OIDC_SCOPES: [&str; 2] = ["openid", "profile"];
+
 /// The most a client may hold: its registered scope, else every scope the server knows, else no limit.
 pub fn allowed_scope(state: &AppState, client: &Client) -> Option<Scope> {
-    client.metadata.scope.clone().or_else(|| Scope::from_tokens(&state.scopes))
+    client.metadata.scope.clone().or_else(|| Scope::from_tokens(state.known_scopes()))
 }
 
-/// The scope for a request: the requested one if allowed, or by default everything allowed.
+/// The scope for a request: the requested one if allowed, or by default everything allowed except the
+/// OpenID Connect scopes, which a client must ask for (an ID token nobody asked for only leaks identity).
 /// RFC 6749 §3.3: an empty `scope` is malformed, not a request for the default.
 pub fn decide_scope(state: &AppState, client: &Client, requested: Option<&str>) -> Result<Option<Scope>, OAuthError> {
     let allowed = allowed_scope(state, client);
-    let Some(requested) = requested else { return Ok(allowed) };
+    let Some(requested) = requested else {
+        return Ok(allowed.and_then(|a| Scope::from_tokens(a.iter().filter(|s| !OIDC_SCOPES.contains(s)))));
+    };
     let requested = Scope::parse(requested).map_err(|e: ScopeError| {
         OAuthError::with_description(ErrorCode::InvalidScope, format!("malformed scope: {e}"))
     })?;

@@ -60,6 +60,15 @@ fn csrf_cookie(state: &AppState) -> &'static str {
 
 /// The value of cookie `name` in the request, if it appears exactly once and is well formed.
 fn read_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    read_cookie_value(headers, name, well_formed)
+}
+
+/// The value of cookie `name` in the request, if it appears exactly once and `accept` accepts it.
+pub(crate) fn read_cookie_value<'a>(
+    headers: &'a HeaderMap,
+    name: &str,
+    accept: impl Fn(&str) -> bool,
+) -> Option<&'a str> {
     let mut found = None;
     for line in headers.get_all(header::COOKIE) {
         let Ok(line) = line.to_str() else { continue };
@@ -74,7 +83,7 @@ fn read_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
             }
         }
     }
-    found.filter(|v| well_formed(v))
+    found.filter(|v| accept(v))
 }
 
 fn set_cookie(state: &AppState, name: &str, value: &str, max_age: Option<Duration>) -> HeaderValue {

@@ -1,4 +1,5 @@
-//! `POST /token` (RFC 6749 §3.2): authorization code with PKCE, refresh with rotation, client credentials.
+//! `POST /token` (RFC 6749 §3.2): authorization code with PKCE, refresh with rotation, client credentials,
+//! and the device code (RFC 8628, see [`crate::device`]).
 
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use axum::Json;
 use crate::client_auth::{self, AuthenticatedClient};
 use crate::error::{no_store, ApiError};
 use crate::issue::{self, TokenRequest};
+use crate::observe::AUDIT;
 use crate::params::{Form, Params};
 use crate::{rules, AppState};
 
@@ -40,9 +42,10 @@ pub(crate) async fn token(
         GrantType::AuthorizationCode => authorization_code(&state, &client, &params).await?,
         GrantType::RefreshToken => refresh_token(&state, &client, &params).await?,
         GrantType::ClientCredentials => client_credentials(&state, &client, &params).await?,
-        GrantType::DeviceCode => return Err(OAuthError::new(ErrorCode::UnsupportedGrantType).into()),
+        GrantType::DeviceCode => crate::device::poll(&state, &client, &params).await?,
     };
-    tracing::info!(client_id = client.id(), grant_type = grant_type.as_str(), "token issued");
+    tracing::info!(target: AUDIT, client_id = client.id(), grant_type = grant_type.as_str(), "token issued");
+    state.metrics.token_issued(grant_type);
     let mut response = Json(response).into_response();
     no_store(response.headers_mut());
     Ok(response)
@@ -62,7 +65,7 @@ async fn authorization_code(
         CodeConsumption::Replayed(code) => {
             // A code used twice was stolen or replayed: revoke everything issued from it.
             state.store.revoke_grant(&code.grant_id, now).await?;
-            tracing::warn!(client_id = %code.client_id, "authorization code replayed; grant revoked");
+            tracing::warn!(target: AUDIT, client_id = %code.client_id, "authorization code replayed; grant revoked");
             return Err(invalid_grant("authorization code already used"));
         }
         CodeConsumption::Consumed(code) => code,
@@ -93,7 +96,13 @@ async fn authorization_code(
     } else {
         None
     };
-    issue::respond(state, TokenRequest { grant: &grant, scope: code.scope, resources }, refresh).await
+    let openid = code.scope.as_ref().is_some_and(|s| s.contains("openid"));
+    let mut response =
+        issue::respond(state, TokenRequest { grant: &grant, scope: code.scope.clone(), resources }, refresh).await?;
+    if openid {
+        response.id_token = Some(issue::id_token(state, &code, &response.access_token).await?);
+    }
+    Ok(response)
 }
 
 /// RFC 6749 §6 with rotation and reuse detection (RFC 9700 §4.14.2).
@@ -117,7 +126,7 @@ async fn refresh_token(
         RefreshState::Revoked => return Err(invalid_grant("refresh token revoked")),
         RefreshState::Rotated => {
             state.store.revoke_grant(&old.grant_id, now).await?;
-            tracing::warn!(client_id = client.id(), "refresh token reused; grant revoked");
+            tracing::warn!(target: AUDIT, client_id = client.id(), "refresh token reused; grant revoked");
             return Err(invalid_grant("refresh token already used; the grant is revoked"));
         }
     }
@@ -149,7 +158,7 @@ async fn refresh_token(
     if !state.store.rotate_refresh_token(&old.token_hash, &record, now).await? {
         // Lost a race with another use of the same token: that is reuse too.
         state.store.revoke_grant(&old.grant_id, now).await?;
-        tracing::warn!(client_id = client.id(), "concurrent refresh token reuse; grant revoked");
+        tracing::warn!(target: AUDIT, client_id = client.id(), "concurrent refresh token reuse; grant revoked");
         return Err(invalid_grant("refresh token already used; the grant is revoked"));
     }
     issue::respond(state, TokenRequest { grant: &grant, scope, resources }, Some(token)).await

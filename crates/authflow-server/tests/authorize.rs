@@ -4,250 +4,12 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use authflow_core::password::{hash_password_with, PasswordPolicy};
-use authflow_core::pkce::{CodeChallenge, CodeVerifier};
+use authflow_core::pkce::CodeVerifier;
 use authflow_server::{OsEntropy, Policy};
-use authflow_store::User;
+use common::browser::*;
 use common::{Backend, ClientSpec, Reply, TestServer};
-use url::Url;
-
-const PASSWORD: &str = "correct horse battery staple";
-const RESOURCE: &str = "https://mcp.example/mcp";
-const REDIRECT: &str = "http://127.0.0.1:33418/callback";
-
-// ---- a tiny browser --------------------------------------------------------------------------------------
-
-/// A cookie jar over the harness's HTTP client (which never follows redirects).
-struct Browser<'a> {
-    server: &'a TestServer,
-    cookies: BTreeMap<String, String>,
-}
-
-impl<'a> Browser<'a> {
-    fn new(server: &'a TestServer) -> Self {
-        Browser { server, cookies: BTreeMap::new() }
-    }
-
-    fn absolute(&self, url: &str) -> String {
-        if url.starts_with('/') {
-            self.server.url(url)
-        } else {
-            url.to_owned()
-        }
-    }
-
-    fn cookie_header(&self) -> String {
-        self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
-    }
-
-    fn remember(&mut self, reply: &Reply) {
-        for line in reply.headers.get_all("set-cookie") {
-            let line = line.to_str().unwrap();
-            let (pair, attributes) = line.split_once(';').unwrap_or((line, ""));
-            let (name, value) = pair.split_once('=').unwrap();
-            if attributes.contains("Max-Age=0") {
-                self.cookies.remove(name);
-            } else {
-                self.cookies.insert(name.to_owned(), value.to_owned());
-            }
-        }
-    }
-
-    async fn get(&mut self, url: &str) -> Reply {
-        let req = self.server.http.get(self.absolute(url)).header("cookie", self.cookie_header());
-        let reply = Reply::from(req.send().await.unwrap()).await;
-        self.remember(&reply);
-        reply
-    }
-
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Reply {
-        let req = self.server.http.post(self.absolute(path)).header("cookie", self.cookie_header()).form(form);
-        let reply = Reply::from(req.send().await.unwrap()).await;
-        self.remember(&reply);
-        reply
-    }
-}
-
-/// The value of the input named `name` in a page (our pages write `name="…" value="…"`).
-fn field(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html.find(&marker).unwrap_or_else(|| panic!("no field {name} in:\n{html}")) + marker.len();
-    let raw = &html[start..start + html[start..].find('"').unwrap()];
-    raw.replace("&quot;", "\"").replace("&#39;", "'").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
-}
-
-#[track_caller]
-fn assert_page(reply: &Reply, status: u16, needle: &str) {
-    assert_eq!(reply.status, status, "unexpected status; body:\n{}", reply.text);
-    assert!(reply.header("content-type").unwrap().starts_with("text/html"), "an HTML page");
-    assert!(reply.header("location").is_none(), "a page, not a redirect");
-    assert!(reply.text.contains(needle), "the page should say {needle:?}:\n{}", reply.text);
-    assert_eq!(reply.header("x-frame-options"), Some("DENY"));
-    assert_eq!(reply.header("cache-control"), Some("no-store"));
-    assert_eq!(reply.header("referrer-policy"), Some("no-referrer"));
-    let csp = reply.header("content-security-policy").expect("a CSP");
-    for part in ["default-src 'none'", "style-src 'sha256-", "frame-ancestors 'none'", "base-uri 'none'"] {
-        assert!(csp.contains(part), "CSP {csp:?} lacks {part:?}");
-    }
-    assert!(!csp.contains("script-src") && !csp.contains("unsafe"), "no script, nothing unsafe: {csp}");
-}
-
-/// The query parameters of a redirect to the client.
-#[track_caller]
-fn redirected_to(reply: &Reply, redirect_uri: &str) -> BTreeMap<String, String> {
-    assert_eq!(reply.status, 303, "expected a redirect to the client; body:\n{}", reply.text);
-    let location = reply.header("location").expect("a Location header");
-    assert!(location.starts_with(redirect_uri), "{location} should start with {redirect_uri}");
-    assert_eq!(reply.header("cache-control"), Some("no-store"));
-    Url::parse(location).unwrap().query_pairs().into_owned().collect()
-}
-
-// ---- a client's side of the flow -------------------------------------------------------------------------
-
-/// An authorization request under construction, with its PKCE verifier.
-struct Authz {
-    params: BTreeMap<String, String>,
-    verifier: CodeVerifier,
-}
-
-impl Authz {
-    fn new(client_id: &str) -> Self {
-        let verifier = CodeVerifier::generate(&mut OsEntropy);
-        let mut params = BTreeMap::new();
-        for (k, v) in [
-            ("response_type", "code"),
-            ("client_id", client_id),
-            ("redirect_uri", REDIRECT),
-            ("code_challenge", CodeChallenge::s256(&verifier).as_str()),
-            ("code_challenge_method", "S256"),
-            ("scope", "notes:read"),
-            ("resource", RESOURCE),
-            ("state", "st-ü &=?"),
-        ] {
-            params.insert(k.to_owned(), v.to_owned());
-        }
-        Authz { params, verifier }
-    }
-
-    fn set(mut self, k: &str, v: &str) -> Self {
-        self.params.insert(k.to_owned(), v.to_owned());
-        self
-    }
-
-    fn without(mut self, k: &str) -> Self {
-        self.params.remove(k);
-        self
-    }
-
-    fn get(&self, k: &str) -> &str {
-        &self.params[k]
-    }
-
-    fn url(&self) -> String {
-        let query = form_urlencoded::Serializer::new(String::new()).extend_pairs(&self.params).finish();
-        format!("/authorize?{query}")
-    }
-}
-
-async fn add_user(server: &TestServer, username: &str, disabled: bool) -> String {
-    let hash = hash_password_with(PASSWORD, &PasswordPolicy::insecure_fast_for_tests(), &mut OsEntropy).unwrap();
-    let id = format!("user-{username}");
-    let user = User {
-        id: id.clone(),
-        username: username.to_owned(),
-        password_hash: Some(hash),
-        created_at: server.clock_now(),
-        disabled,
-    };
-    server.store.insert_user(&user).await.unwrap();
-    id
-}
-
-/// A server with the user `alice` and a public MCP-style client.
-async fn setup(backend: Backend) -> (TestServer, String) {
-    setup_with(backend, |b| b).await
-}
-
-async fn setup_with(
-    backend: Backend,
-    configure: impl FnOnce(authflow_server::AuthServerBuilder) -> authflow_server::AuthServerBuilder,
-) -> (TestServer, String) {
-    let server = TestServer::start_with(backend, configure).await;
-    add_user(&server, "alice", false).await;
-    let (client_id, _) = server.add_client(ClientSpec::public_app()).await;
-    (server, client_id)
-}
-
-/// GET the authorization URL, expect the sign-in page, and post the credentials.
-async fn sign_in(browser: &mut Browser<'_>, authz: &Authz, username: &str, password: &str) -> Reply {
-    let page = browser.get(&authz.url()).await;
-    assert_page(&page, 200, "Sign in");
-    browser
-        .post(
-            "/authorize/login",
-            &[
-                ("csrf_token", &field(&page.text, "csrf_token")),
-                ("request", &field(&page.text, "request")),
-                ("username", username),
-                ("password", password),
-            ],
-        )
-        .await
-}
-
-/// Sign in as alice and follow the redirect back to the authorization endpoint.
-async fn signed_in(browser: &mut Browser<'_>, authz: &Authz) -> Reply {
-    let reply = sign_in(browser, authz, "alice", PASSWORD).await;
-    assert_eq!(reply.status, 303, "signing in redirects; body:\n{}", reply.text);
-    let location = reply.header("location").unwrap().to_owned();
-    assert!(location.starts_with(&browser.server.url("/authorize?")), "back to the authorization endpoint");
-    browser.get(&location).await
-}
-
-async fn decide(browser: &mut Browser<'_>, consent_page: &Reply, decision: &str) -> Reply {
-    assert_page(consent_page, 200, "wants to access your account");
-    let form = [
-        ("csrf_token", field(&consent_page.text, "csrf_token")),
-        ("request", field(&consent_page.text, "request")),
-        ("decision", decision.to_owned()),
-    ];
-    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    browser.post("/authorize/consent", &form).await
-}
-
-/// The whole browser side: sign in, approve; returns the code.
-async fn code_for(server: &TestServer, authz: &Authz) -> String {
-    let mut browser = Browser::new(server);
-    let consent = signed_in(&mut browser, authz).await;
-    let answer = decide(&mut browser, &consent, "approve").await;
-    redirected_to(&answer, authz.get("redirect_uri"))["code"].clone()
-}
-
-async fn exchange(server: &TestServer, client_id: &str, code: &str, redirect_uri: &str, verifier: &str) -> Reply {
-    let form = [
-        ("grant_type", "authorization_code"),
-        ("client_id", client_id),
-        ("code", code),
-        ("redirect_uri", redirect_uri),
-        ("code_verifier", verifier),
-    ];
-    server.post_form("/token", &form, None).await
-}
-
-/// A resource server allowed to introspect tokens for [`RESOURCE`].
-async fn introspector(server: &TestServer) -> (String, String) {
-    let (id, secret) = server.add_client(ClientSpec::service().resources(&[RESOURCE])).await;
-    (id, secret.unwrap())
-}
-
-async fn active(server: &TestServer, introspector: &(String, String), token: &str) -> bool {
-    let reply = server.post_form("/introspect", &[("token", token)], Some((&introspector.0, &introspector.1))).await;
-    assert_eq!(reply.status, 200, "{}", reply.text);
-    reply.body["active"].as_bool().unwrap()
-}
 
 // ---- flows on every backend ------------------------------------------------------------------------------
 
@@ -259,6 +21,7 @@ on_every_backend!(
     expired_code_fails,
     redirect_uri_mismatch_at_token_fails,
     wrong_code_verifier_fails,
+    openid_code_flow_returns_an_id_token_and_userinfo,
 );
 
 async fn full_code_flow(backend: Backend) {
@@ -324,6 +87,78 @@ async fn full_code_flow(backend: Backend) {
         .await;
     refreshed.assert_token();
     assert_ne!(refreshed.body["refresh_token"], refresh, "refresh tokens rotate");
+    server.stop().await;
+}
+
+/// OpenID Connect: `openid` in the scope adds a signed ID token bound to the request's nonce and to the
+/// access token; `/userinfo` describes the user to a token meant for this server, and to no other.
+async fn openid_code_flow_returns_an_id_token_and_userinfo(backend: Backend) {
+    use authflow_core::jose::{decode, token_hash_half, Algorithm, IdTokenClaims, JwkSet, Validation};
+
+    let server = TestServer::start_with(backend, |b| b.scopes(vec!["notes:read".into(), "notes:write".into()])).await;
+    add_user(&server, "alice", false).await;
+    let mut spec = ClientSpec::public_app();
+    spec.scope = Some("openid profile notes:read".into());
+    let (client_id, _) = server.add_client(spec).await;
+
+    let authz =
+        Authz::new(&client_id).set("scope", "openid profile notes:read").set("nonce", "n-0S6").without("resource");
+    let code = code_for(&server, &authz).await;
+    let body = exchange(&server, &client_id, &code, REDIRECT, authz.verifier.expose()).await.assert_token().clone();
+    let access = body["access_token"].as_str().unwrap().to_owned();
+    let id_token = body["id_token"].as_str().expect("an ID token");
+
+    let jwks: JwkSet = server.http.get(server.url("/jwks.json")).send().await.unwrap().json().await.unwrap();
+    let validation =
+        Validation::new(server.clock_now()).issuer(server.base.clone()).audience(client_id.clone()).typ("JWT");
+    let claims: IdTokenClaims = decode(id_token, &jwks, &validation).expect("verifies").claims_as().unwrap();
+    assert_eq!(claims.sub, "user-alice");
+    assert_eq!(claims.nonce.as_deref(), Some("n-0S6"));
+    assert_eq!(claims.auth_time, server.clock_now().as_secs());
+    assert_eq!(claims.at_hash, Some(token_hash_half(Algorithm::ES256, &access)));
+    assert_eq!(claims.preferred_username.as_deref(), Some("alice"));
+    let elsewhere = Validation::new(server.clock_now()).issuer(server.base.clone()).audience("someone-else").typ("JWT");
+    assert!(decode(id_token, &jwks, &elsewhere).is_err(), "the audience is the client");
+
+    let get = server.http.get(server.url("/userinfo")).bearer_auth(&access).send().await.unwrap();
+    let info = Reply::from(get).await;
+    assert_eq!(info.status, 200, "{}", info.text);
+    assert_eq!(info.header("cache-control"), Some("no-store"));
+    assert_eq!(info.body, serde_json::json!({"sub": "user-alice", "preferred_username": "alice"}));
+    let post = Reply::from(server.http.post(server.url("/userinfo")).bearer_auth(&access).send().await.unwrap()).await;
+    assert_eq!(post.body, info.body, "POST answers the same");
+
+    let none = Reply::from(server.http.get(server.url("/userinfo")).send().await.unwrap()).await;
+    none.assert_error(401, "invalid_token");
+    assert_eq!(none.header("www-authenticate"), Some("Bearer"));
+    let forged =
+        Reply::from(server.http.get(server.url("/userinfo")).bearer_auth("af_at_forged").send().await.unwrap()).await;
+    forged.assert_error(401, "invalid_token");
+
+    // A token bound to an MCP server is that server's, not a key to the user's identity here.
+    let forget_consent = || server.store.delete_consent("user-alice", &client_id);
+    let bound = Authz::new(&client_id).set("scope", "openid notes:read");
+    forget_consent().await.unwrap();
+    let code = code_for(&server, &bound).await;
+    let body = exchange(&server, &client_id, &code, REDIRECT, bound.verifier.expose()).await.assert_token().clone();
+    assert!(body["id_token"].is_string(), "the ID token comes all the same");
+    let reply = server.http.get(server.url("/userinfo")).bearer_auth(body["access_token"].as_str().unwrap()).send();
+    Reply::from(reply.await.unwrap()).await.assert_error(401, "invalid_token");
+
+    // Without `openid`: no ID token, and /userinfo is out of scope. Asking for nothing does not grant openid.
+    for authz in
+        [Authz::new(&client_id).without("resource"), Authz::new(&client_id).without("resource").without("scope")]
+    {
+        forget_consent().await.unwrap();
+        let code = code_for(&server, &authz).await;
+        let body = exchange(&server, &client_id, &code, REDIRECT, authz.verifier.expose()).await.assert_token().clone();
+        assert!(body.get("id_token").is_none(), "no openid, no ID token: {body}");
+        assert!(!body["scope"].as_str().unwrap_or("").contains("openid"), "{body}");
+        let reply = server.http.get(server.url("/userinfo")).bearer_auth(body["access_token"].as_str().unwrap()).send();
+        let reply = Reply::from(reply.await.unwrap()).await;
+        reply.assert_error(403, "insufficient_scope");
+        assert!(reply.header("www-authenticate").unwrap().contains("scope=\"openid\""));
+    }
     server.stop().await;
 }
 
@@ -791,5 +626,34 @@ async fn discovery_advertises_the_authorization_endpoint() {
     assert_eq!(m["authorization_response_iss_parameter_supported"], true);
     assert_eq!(m["code_challenge_methods_supported"], serde_json::json!(["S256"]));
     assert!(m["grant_types_supported"].as_array().unwrap().contains(&"authorization_code".into()));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn openid_discovery_describes_what_is_served() {
+    let server = TestServer::start_with(Backend::Memory, |b| b.scopes(vec!["notes:read".into()])).await;
+    let reply = server.http.get(server.url("/.well-known/openid-configuration")).send().await.unwrap();
+    assert_eq!(reply.status(), 200);
+    let m: serde_json::Value = reply.json().await.unwrap();
+    assert_eq!(m["issuer"], server.base);
+    assert_eq!(m["userinfo_endpoint"], server.url("/userinfo"));
+    assert_eq!(m["jwks_uri"], server.url("/jwks.json"));
+    assert_eq!(m["subject_types_supported"], serde_json::json!(["public"]));
+    assert_eq!(m["id_token_signing_alg_values_supported"], serde_json::json!(["ES256"]));
+    assert_eq!(m["scopes_supported"], serde_json::json!(["notes:read", "openid", "profile"]));
+    assert_eq!(m["response_types_supported"], serde_json::json!(["code"]));
+    let oauth: serde_json::Value = server
+        .http
+        .get(server.url("/.well-known/oauth-authorization-server"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for key in ["token_endpoint", "authorization_endpoint", "grant_types_supported", "code_challenge_methods_supported"]
+    {
+        assert_eq!(m[key], oauth[key], "{key} is the same in both documents");
+    }
     server.stop().await;
 }

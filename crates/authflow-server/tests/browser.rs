@@ -364,3 +364,48 @@ async fn chromium_denies() {
     .await;
     scene.stop().await;
 }
+
+/// The device flow's verification page: the code typed as a person would (lower case, no hyphen), sign in,
+/// check the code on the consent page, approve; the device's next poll gets tokens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_completes_the_device_verification() {
+    let scene = Scene::new().await;
+    let mut spec = ClientSpec::public_app();
+    spec.name = "Notes CLI".into();
+    spec.redirect_uris = vec![];
+    spec.grant_types = vec![authflow_core::GrantType::DeviceCode];
+    let (cli, _) = scene.server.add_client(spec).await;
+    let form = [("client_id", cli.as_str()), ("scope", "notes:read")];
+    let started = scene.server.post_form("/device_authorization", &form, None).await;
+    assert_eq!(started.status, 200, "{}", started.text);
+    let user_code = started.body["user_code"].as_str().unwrap().to_owned();
+    let device_code = started.body["device_code"].as_str().unwrap().to_owned();
+    let entry = started.body["verification_uri"].as_str().unwrap().to_owned();
+
+    with_browser(move |b| async move {
+        b.goto(&entry).await;
+        b.wait_for_text("Enter the code your device shows").await;
+        b.screenshot("device-entry").await;
+        b.type_into("#user_code", &user_code.replace('-', "").to_lowercase()).await;
+        b.click("button[type=submit]").await;
+        b.wait_for_text("to continue to").await;
+        b.type_into("#username", "alice").await;
+        b.type_into("#password", PASSWORD).await;
+        b.click("button[type=submit]").await;
+        b.wait_for_text(&format!("Check that your device shows the code <strong>{user_code}</strong>")).await;
+        b.screenshot("device-consent").await;
+        b.click("button[value=approve]").await;
+        b.wait_for_text("Device connected").await;
+        b.screenshot("device-done").await;
+    })
+    .await;
+
+    let poll = [
+        ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+        ("client_id", &cli),
+        ("device_code", &device_code),
+    ];
+    let tokens = scene.server.post_form("/token", &poll, None).await;
+    assert_eq!(tokens.assert_token()["scope"], "notes:read");
+    scene.stop().await;
+}

@@ -317,19 +317,24 @@ async fn malformed_requests_get_rfc_errors(backend: Backend) {
         .await
         .unwrap();
     common::Reply::from(r).await.assert_error(400, "invalid_request");
-    // Oversized body: refused, not read whole.
+    // Oversized body: refused, not read whole. The server answers 413 from the Content-Length and closes
+    // the connection, so the client may still be writing when it does: a fresh connection, and a write
+    // error is the same refusal seen from the other side.
     let big = format!("grant_type=client_credentials&pad={}", "a".repeat(200_000));
-    let r = s
-        .http
+    let r = reqwest::Client::new()
         .post(s.url("/token"))
         .basic_auth(&id, Some(&secret))
         .header("content-type", "application/x-www-form-urlencoded")
         .body(big)
         .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    assert!(status == 413 || status == 400, "oversized body answered {status}");
+        .await;
+    match r {
+        Ok(r) => {
+            let status = r.status().as_u16();
+            assert!(status == 413 || status == 400, "oversized body answered {status}");
+        }
+        Err(e) => assert!(e.is_request() || e.is_body(), "oversized body: {e}"),
+    }
     // Garbage Basic credentials.
     let r = s
         .http

@@ -2,10 +2,23 @@
 //! per test, removed afterwards, so tests run in parallel and leave nothing behind. Used by this crate's suite
 //! and by the HTTP crates' integration tests.
 
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+
 #[cfg(feature = "postgres")]
 pub use self::postgres::*;
 #[cfg(feature = "sqlite")]
 pub use self::sqlite::*;
+
+/// A name no other test (or test run) uses: 16 hex digits, for a schema or a Redis key prefix.
+pub fn unique_name() -> String {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(SEQ.fetch_add(1, Ordering::Relaxed));
+    h.write_u32(std::process::id());
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+    format!("{:016x}", h.finish())
+}
 
 #[cfg(feature = "sqlite")]
 mod sqlite {
@@ -25,9 +38,7 @@ mod sqlite {
 #[cfg(feature = "postgres")]
 mod postgres {
     use std::future::Future;
-    use std::hash::{BuildHasher, Hasher};
     use std::str::FromStr;
-    use std::sync::atomic::{AtomicU64, Ordering};
     use std::time::Duration;
 
     use sqlx::postgres::{PgConnectOptions, PgConnection};
@@ -46,12 +57,7 @@ mod postgres {
 
     /// A schema name no other test (or test run) uses.
     fn schema_name() -> String {
-        static SEQ: AtomicU64 = AtomicU64::new(0);
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u64(SEQ.fetch_add(1, Ordering::Relaxed));
-        h.write_u32(std::process::id());
-        h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
-        format!("af_test_{:016x}", h.finish())
+        format!("af_test_{}", super::unique_name())
     }
 
     async fn admin() -> (PgConnection, PgConnectOptions) {

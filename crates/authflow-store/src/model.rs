@@ -14,6 +14,8 @@ pub enum ClientOrigin {
     Admin,
     /// Registered by the client itself (RFC 7591).
     Dynamic,
+    /// Identified by the URL of its client ID metadata document, fetched and re-fetched by the server.
+    MetadataDocument,
 }
 
 impl ClientOrigin {
@@ -23,12 +25,15 @@ impl ClientOrigin {
             ClientOrigin::Static => "static",
             ClientOrigin::Admin => "admin",
             ClientOrigin::Dynamic => "dynamic",
+            ClientOrigin::MetadataDocument => "metadata_document",
         }
     }
 
     /// Parse a stored name.
     pub fn parse(s: &str) -> Option<Self> {
-        [ClientOrigin::Static, ClientOrigin::Admin, ClientOrigin::Dynamic].into_iter().find(|o| o.as_str() == s)
+        [ClientOrigin::Static, ClientOrigin::Admin, ClientOrigin::Dynamic, ClientOrigin::MetadataDocument]
+            .into_iter()
+            .find(|o| o.as_str() == s)
     }
 }
 

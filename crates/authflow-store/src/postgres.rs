@@ -15,6 +15,7 @@
 //! ```
 
 use std::str::FromStr;
+use std::time::Duration;
 
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -47,6 +48,9 @@ impl PostgresStore {
     pub async fn connect_with(options: PgConnectOptions, max_connections: u32) -> StoreResult<Self> {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(1))
+            // While the database is away, requests fail fast (503 + Retry-After) instead of queueing for
+            // sqlx's default 30 s; the pool reconnects by itself when it is back.
+            .acquire_timeout(Duration::from_secs(3))
             .connect_with(options)
             .await
             .map_err(StoreError::unavailable)?;

@@ -81,8 +81,21 @@ impl SqliteStore {
     }
 
     /// Apply pending schema migrations (idempotent; `migrations/sqlite` in this crate).
+    ///
+    /// Runs with foreign-key enforcement off on the one writer connection, as SQLite's procedure for
+    /// rebuilding a table requires (a rebuild's `DROP TABLE` would otherwise cascade into every table that
+    /// references it), then checks every foreign key before switching enforcement back on.
     pub async fn migrate(&self) -> StoreResult<()> {
-        MIGRATOR.run(&self.writer).await.map_err(StoreError::unavailable)
+        let mut conn = self.writer.acquire().await.map_err(StoreError::unavailable)?;
+        sqlx::query("PRAGMA foreign_keys = OFF").execute(&mut *conn).await.map_err(StoreError::unavailable)?;
+        let ran = MIGRATOR.run(&mut *conn).await.map_err(StoreError::unavailable);
+        let dangling = sqlx::query("PRAGMA foreign_key_check").fetch_all(&mut *conn).await;
+        sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await.map_err(StoreError::unavailable)?;
+        ran?;
+        match dangling.map_err(StoreError::unavailable)?.len() {
+            0 => Ok(()),
+            n => Err(StoreError::Corrupt(format!("{n} rows reference missing rows after migrating"))),
+        }
     }
 
     /// Close every connection, waiting for those in use to be returned.

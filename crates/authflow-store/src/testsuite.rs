@@ -449,6 +449,10 @@ pub async fn clients_round_trip(store: Arc<dyn Store>) {
     assert_eq!(store.find_client("app-full").await.must("find"), Some(full.clone()), "full client round trip");
     assert_eq!(store.find_client("app-bare").await.must("find"), Some(bare.clone()), "bare client round trip");
     assert_eq!(store.find_client("nobody").await.must("find unknown"), None, "unknown client");
+    let url = "https://app.example/oauth/client.json";
+    let document = full_client(url, ClientOrigin::MetadataDocument, NOW, None);
+    store.insert_client(&document).await.must("insert a metadata-document client");
+    assert_eq!(store.find_client(url).await.must("find"), Some(document), "every origin round-trips");
 
     let mut twin = bare_client("app-full");
     twin.created_at = later(5);

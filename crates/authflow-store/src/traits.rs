@@ -5,6 +5,7 @@
 
 use async_trait::async_trait;
 use authflow_core::device::DeviceGrant;
+use authflow_core::ratelimit::{Decision, MemoryRateLimiter, RateLimit};
 use authflow_core::{TokenHash, UnixTime};
 
 use crate::model::*;
@@ -109,10 +110,31 @@ pub trait KeyStore: Send + Sync {
 
 /// One-time-use markers, e.g. JWT `jti`s of client assertions (RFC 7523 §3).
 #[async_trait]
-pub trait ReplayStore: Send + Sync {
+pub trait ReplayStore: Send + Sync + std::fmt::Debug {
     /// Remember `key` until `expires_at`, **atomically**: `true` the first time, `false` if it is already
     /// remembered and not yet expired.
     async fn remember_once(&self, key: &str, expires_at: UnixTime, now: UnixTime) -> StoreResult<bool>;
+}
+
+/// Rate-limit windows, by key. The in-process [`MemoryRateLimiter`] is the default; a shared one (Redis)
+/// makes a limit hold across replicas.
+#[async_trait]
+pub trait RateLimiter: Send + Sync + std::fmt::Debug {
+    /// Count a request for `key` under `limit` at `now`, atomically: the decision and the count it adds
+    /// happen together, whoever else is counting.
+    async fn check(&self, key: &str, limit: &RateLimit, now: UnixTime) -> StoreResult<Decision>;
+
+    /// Whether the limiter's backend answers (for readiness checks).
+    async fn ping(&self) -> StoreResult<()> {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl RateLimiter for MemoryRateLimiter {
+    async fn check(&self, key: &str, limit: &RateLimit, now: UnixTime) -> StoreResult<Decision> {
+        Ok(MemoryRateLimiter::check(self, key, limit, now))
+    }
 }
 
 /// Browser sign-ins at the authorization endpoint.

@@ -1,4 +1,4 @@
-//! `authflow user …` and `authflow client …`: administration straight against storage.
+//! `authflow user …`, `authflow client …` and `authflow key …`: administration straight against storage.
 
 use std::io::Read;
 
@@ -285,6 +285,70 @@ pub async fn upsert_static_client(store: &dyn Store, sc: &crate::config::StaticC
             store.update_client(&client).await?;
         }
         None => store.insert_client(&client).await?,
+    }
+    Ok(())
+}
+
+/// `authflow key …`
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Rotate the signing key: the new key is published now and signs after the overlap; the current one
+    /// stops signing then and stays published until the tokens it signed have expired.
+    Rotate {
+        /// Seconds between publishing the new key and signing with it: at least how long resource servers
+        /// cache the JWKS (5 minutes) plus a replica's refresh (1 minute).
+        #[arg(long, default_value_t = 600, value_name = "SECS")]
+        overlap_secs: u64,
+        /// Seconds the old key stays published after it stops signing: the longest access or ID token
+        /// lifetime plus the clock skew.
+        #[arg(long, default_value_t = 3660, value_name = "SECS")]
+        keep_published_secs: u64,
+    },
+    /// List signing keys and their state.
+    List,
+}
+
+/// Run a `key` subcommand.
+pub async fn key(
+    store: std::sync::Arc<dyn Store>,
+    encryption: Option<authflow_server::keys::KeyEncryptionKey>,
+    command: KeyCommand,
+) -> CliResult {
+    let ring = authflow_server::keys::KeyRing::new(store.clone(), authflow_core::jose::Algorithm::ES256)
+        .with_encryption(encryption);
+    let now = SystemClock.now();
+    match command {
+        KeyCommand::Rotate { overlap_secs, keep_published_secs } => {
+            let overlap = std::time::Duration::from_secs(overlap_secs);
+            let kid = ring.rotate(now, overlap, std::time::Duration::from_secs(keep_published_secs)).await?;
+            println!("{}", json!({ "kid": kid, "signs_from": (now + overlap).as_secs() }));
+        }
+        KeyCommand::List => {
+            for k in store.list_signing_keys().await? {
+                let state = if k.expires_at.is_some_and(|e| e <= now) {
+                    "expired"
+                } else if k.retire_at.is_some_and(|r| r <= now) {
+                    "published (no longer signing)"
+                } else if k.not_before > now {
+                    "published (signs later)"
+                } else if k.retire_at.is_some() {
+                    "signing (retiring)"
+                } else {
+                    "signing"
+                };
+                let line = json!({
+                    "kid": k.kid,
+                    "alg": k.alg,
+                    "state": state,
+                    "sealed": k.private_key.starts_with(b"afk1"),
+                    "created_at": k.created_at.as_secs(),
+                    "not_before": k.not_before.as_secs(),
+                    "retire_at": k.retire_at.map(|t| t.as_secs()),
+                    "expires_at": k.expires_at.map(|t| t.as_secs()),
+                });
+                println!("{line}");
+            }
+        }
     }
     Ok(())
 }

@@ -42,6 +42,17 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::admin::ClientCommand,
     },
+    /// Manage the signing keys of JWT access tokens and ID tokens.
+    Key {
+        #[command(flatten)]
+        storage: StorageArgs,
+        #[command(subcommand)]
+        command: crate::admin::KeyCommand,
+    },
+    /// Run an authorization server and a protected notes MCP server, ready for an MCP client.
+    Demo(crate::demo::DemoArgs),
+    /// Put OAuth in front of an existing HTTP MCP server (a reverse proxy).
+    Gateway(crate::gateway::GatewayArgs),
 }
 
 /// Where state is kept.
@@ -77,7 +88,7 @@ pub type CliResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 /// Load the configuration and run the command.
 pub async fn run(cli: Cli) -> CliResult {
     let (mut config, warnings) = Config::load(cli.config.as_deref(), std::env::vars())?;
-    for w in warnings {
+    for w in &warnings {
         tracing::warn!("{w}");
     }
     match cli.command {
@@ -110,6 +121,12 @@ pub async fn run(cli: Cli) -> CliResult {
             let store = open_for_admin(&mut config, &storage).await?;
             crate::admin::client(store.as_ref(), command).await
         }
+        Command::Key { storage, command } => {
+            let store = open_for_admin(&mut config, &storage).await?;
+            crate::admin::key(store, config.key_encryption()?, command).await
+        }
+        Command::Demo(args) => crate::demo::demo(args.apply(config.demo), config.friction).await,
+        Command::Gateway(args) => crate::gateway::gateway(args.apply(config.gateway), config.friction).await,
     }
 }
 

@@ -1,13 +1,17 @@
 //! Configuration: defaults < TOML file < `AUTHFLOW_*` environment variables < command-line flags.
 //!
-//! Every key of the file can be set from the environment: `AUTHFLOW_` + the key path in upper case, with
-//! `__` between a table and its key. `issuer = "…"` is `AUTHFLOW_ISSUER`; `[tokens] access_ttl = "1h"` is
-//! `AUTHFLOW_TOKENS__ACCESS_TTL`. Values are read as TOML when they parse as such (numbers, booleans,
-//! arrays) and as strings otherwise. `DATABASE_URL` and `REDIS_URL` are honoured when the authflow-specific
+//! Every top-level key of the file can be set from the environment: `AUTHFLOW_` + the key in upper case
+//! (`issuer = "…"` is `AUTHFLOW_ISSUER`). The `[gateway]` and `[demo]` sections hold the settings of
+//! `authflow gateway` and `authflow demo`, one key per flag; their variables are the flags' own,
+//! `AUTHFLOW_GATEWAY_` / `AUTHFLOW_DEMO_` + the key (`[gateway] upstream` is `AUTHFLOW_GATEWAY_UPSTREAM`,
+//! as for `--upstream`). `[friction]` (file only) configures friction control for the demo's and the
+//! gateway's MCP tools. Values are read as TOML when they parse as such (numbers, booleans, arrays) and as
+//! strings otherwise. `DATABASE_URL` and `REDIS_URL` are honoured when the authflow-specific
 //! variables are not set.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use authflow_core::friction::FrictionConfig;
 use serde::{Deserialize, Serialize};
 
 /// Environment variables that configure the CLI itself rather than a config key.
@@ -65,8 +69,97 @@ pub struct Config {
     pub registration_initial_access_token: Option<String>,
     /// Lifetime of dynamically registered clients in seconds (default: unlimited).
     pub dynamic_client_ttl_secs: Option<u64>,
+    /// Accept client ID metadata documents (an `https` URL as `client_id`, fetched SSRF-safely).
+    pub client_id_metadata_documents: bool,
+    /// Device authorization (RFC 8628): lifetime of a device code in seconds.
+    pub device_code_ttl_secs: u64,
+    /// Device authorization: the initial polling interval in seconds.
+    pub device_poll_interval_secs: u64,
+    /// 32 random bytes in base64 that seal signing keys at rest (AES-256-GCM); the same on every replica.
+    pub signing_key_encryption_key: Option<String>,
     /// Clients declared in the file (`[[clients]]`), created or updated at start.
     pub clients: Vec<StaticClient>,
+    /// Upstream identity providers (`[[upstream]]`, `kind = "oidc"` or `"github"`) offered on the sign-in
+    /// page. File only (no environment variables: they carry client secrets and nested rules).
+    #[serde(skip_serializing)]
+    pub upstream: Vec<authflow_server::upstream::UpstreamProvider>,
+    /// Offer the username/password form on the sign-in page (false: upstream providers only).
+    pub local_passwords: bool,
+    /// `authflow gateway` (`[gateway]`).
+    pub gateway: GatewayConfig,
+    /// `authflow demo` (`[demo]`).
+    pub demo: DemoConfig,
+    /// Friction control of MCP tool calls in `authflow gateway` and `authflow demo` (`[friction]`; the
+    /// demo has a default, the gateway none). Not used by `authflow serve`.
+    pub friction: Option<FrictionConfig>,
+}
+
+/// The settings of `authflow gateway`, one per flag (see `authflow gateway --help`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// The MCP server to protect.
+    pub upstream: Option<String>,
+    /// Address to listen on.
+    pub listen: String,
+    /// The authorization server's issuer identifier.
+    pub issuer: Option<String>,
+    /// The public MCP URL clients connect to.
+    pub resource: Option<String>,
+    /// Scope required on every request.
+    pub scope: Vec<String>,
+    /// More scopes to advertise without requiring them.
+    pub scopes_supported: Vec<String>,
+    /// Client id for token introspection.
+    pub introspection_client_id: Option<String>,
+    /// Client secret for token introspection.
+    pub introspection_client_secret: Option<String>,
+    /// Verify JWT access tokens locally.
+    pub jwt: bool,
+    /// Allow an upstream on a private network.
+    pub allow_private_upstream: bool,
+    /// Longest wait for the upstream's response headers, in seconds.
+    pub upstream_timeout_secs: u64,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            upstream: None,
+            listen: "127.0.0.1:9000".into(),
+            issuer: None,
+            resource: None,
+            scope: Vec::new(),
+            scopes_supported: Vec::new(),
+            introspection_client_id: None,
+            introspection_client_secret: None,
+            jwt: false,
+            allow_private_upstream: false,
+            upstream_timeout_secs: 60,
+        }
+    }
+}
+
+/// The settings of `authflow demo`, one per flag (see `authflow demo --help`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DemoConfig {
+    /// Where the authorization server listens.
+    pub listen_auth: String,
+    /// Where the notes MCP server listens.
+    pub listen_mcp: String,
+    /// Directory for the databases and the demo user's credentials.
+    pub data_dir: PathBuf,
+}
+
+impl Default for DemoConfig {
+    fn default() -> Self {
+        DemoConfig {
+            listen_auth: "127.0.0.1:8000".into(),
+            listen_mcp: "127.0.0.1:8001".into(),
+            data_dir: PathBuf::from("authflow-demo"),
+        }
+    }
 }
 
 /// A client declared in the configuration file.
@@ -113,12 +206,28 @@ impl Default for Config {
             cors_origins: Vec::new(),
             registration_initial_access_token: None,
             dynamic_client_ttl_secs: None,
+            client_id_metadata_documents: true,
+            device_code_ttl_secs: 600,
+            device_poll_interval_secs: 5,
+            signing_key_encryption_key: None,
             clients: Vec::new(),
+            upstream: Vec::new(),
+            local_passwords: true,
+            gateway: GatewayConfig::default(),
+            demo: DemoConfig::default(),
+            friction: None,
         }
     }
 }
 
 impl Config {
+    /// The signing-key encryption key, if configured (an invalid one is an error, never ignored).
+    pub fn key_encryption(
+        &self,
+    ) -> Result<Option<authflow_server::keys::KeyEncryptionKey>, authflow_server::keys::InvalidKeyEncryptionKey> {
+        self.signing_key_encryption_key.as_deref().map(authflow_server::keys::KeyEncryptionKey::from_base64).transpose()
+    }
+
     /// Load from an optional file and an environment (pass `std::env::vars()`).
     pub fn load(
         file: Option<&Path>,
@@ -151,6 +260,25 @@ impl Config {
     }
 }
 
+/// Sections whose keys are set by `AUTHFLOW_<SECTION>_<KEY>`: the environment names of the commands'
+/// flags, kept stable.
+const SECTIONS: &[&str] = &["gateway", "demo"];
+
+/// Keys whose default is `None` (and so absent from the serialised defaults): (section, key, holds a
+/// string). A string key's variable is never re-read as a TOML number or boolean.
+const OPTIONAL_KEYS: &[(&str, &str, bool)] = &[
+    ("", "issuer", true),
+    ("", "redis", true),
+    ("", "registration_initial_access_token", true),
+    ("", "dynamic_client_ttl_secs", false),
+    ("", "signing_key_encryption_key", true),
+    ("gateway", "upstream", true),
+    ("gateway", "issuer", true),
+    ("gateway", "resource", true),
+    ("gateway", "introspection_client_id", true),
+    ("gateway", "introspection_client_secret", true),
+];
+
 /// Apply `AUTHFLOW_*` variables to the table; returns warnings for variables naming no known key.
 fn overlay_env(table: &mut toml::Table, env: &[(String, String)]) -> Vec<String> {
     let defaults = toml::Table::try_from(Config::default()).unwrap_or_default();
@@ -160,12 +288,20 @@ fn overlay_env(table: &mut toml::Table, env: &[(String, String)]) -> Vec<String>
         if NOT_CONFIG_KEYS.contains(&name.as_str()) || name.starts_with("AUTHFLOW_TEST_") {
             continue;
         }
-        let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
-        // Optional keys are absent from the serialised defaults, so top-level names are checked against the
-        // struct's field list instead.
-        let known = path.len() == 1 && (defaults.contains_key(&path[0]) || OPTIONAL_KEYS.contains(&path[0].as_str()));
-        if !known {
-            warnings.push(format!("ignoring {name}: no configuration key {}", path.join(".")));
+        let lower = rest.to_ascii_lowercase();
+        let (section, key) = SECTIONS
+            .iter()
+            .find_map(|s| lower.strip_prefix(s).and_then(|k| k.strip_prefix('_')).map(|k| (*s, k)))
+            .unwrap_or(("", lower.as_str()));
+        let section_defaults = match section {
+            "" => Some(&defaults),
+            s => defaults.get(s).and_then(toml::Value::as_table),
+        };
+        let default = section_defaults.and_then(|t| t.get(key)).filter(|v| !v.is_table());
+        let optional = OPTIONAL_KEYS.iter().find(|(s, k, _)| *s == section && *k == key);
+        if default.is_none() && optional.is_none() {
+            let path = if section.is_empty() { key.to_owned() } else { format!("{section}.{key}") };
+            warnings.push(format!("ignoring {name}: no configuration key {path}"));
             continue;
         }
         let value = format!("v = {raw}")
@@ -174,24 +310,27 @@ fn overlay_env(table: &mut toml::Table, env: &[(String, String)]) -> Vec<String>
             .and_then(|mut t| t.remove("v"))
             .unwrap_or_else(|| toml::Value::String(raw.clone()));
         // A variable replacing a string key stays a string even if it looks like a number.
-        let value = match defaults.get(&path[0]) {
+        let value = match default {
             Some(toml::Value::String(_)) => toml::Value::String(raw.clone()),
             Some(toml::Value::Array(_)) if !matches!(value, toml::Value::Array(_)) => {
                 toml::Value::Array(raw.split_whitespace().map(|s| toml::Value::String(s.into())).collect())
             }
-            _ if OPTIONAL_STRING_KEYS.contains(&path[0].as_str()) => toml::Value::String(raw.clone()),
+            _ if optional.is_some_and(|(_, _, string)| *string) => toml::Value::String(raw.clone()),
             _ => value,
         };
-        table.insert(path[0].clone(), value);
+        let target = if section.is_empty() {
+            &mut *table
+        } else {
+            match table.entry(section).or_insert_with(|| toml::Value::Table(toml::Table::new())) {
+                toml::Value::Table(t) => t,
+                // `gateway = 1` in the file: leave it for deserialisation to report.
+                _ => continue,
+            }
+        };
+        target.insert(key.to_owned(), value);
     }
     warnings
 }
-
-/// Keys whose default is `None` (and so absent from the serialised defaults).
-const OPTIONAL_KEYS: &[&str] = &["issuer", "redis", "registration_initial_access_token", "dynamic_client_ttl_secs"];
-
-/// Optional keys holding strings: their variables are never re-read as TOML numbers or booleans.
-const OPTIONAL_STRING_KEYS: &[&str] = &["issuer", "redis", "registration_initial_access_token"];
 
 #[cfg(test)]
 mod tests {
@@ -246,6 +385,107 @@ mod tests {
             Some("12345"),
             "a numeric-looking secret stays a string"
         );
+    }
+
+    #[test]
+    fn gateway_and_demo_keys_come_from_their_section_or_their_flags_variables() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gateway.toml");
+        std::fs::write(
+            &path,
+            r#"
+[gateway]
+upstream = "http://127.0.0.1:3000/mcp"
+issuer = "http://127.0.0.1:8000"
+scope = ["notes:read"]
+
+[friction]
+mode = "both"
+max_delay_ms = 2000
+[friction.tools]
+delete_note = 0.05
+[[friction.groups]]
+name = "mutations"
+tools = ["create_note", "update_note", "delete_note"]
+target = 0.2
+"#,
+        )
+        .unwrap();
+        let (c, w) = Config::load(
+            Some(&path),
+            env(&[
+                ("AUTHFLOW_GATEWAY_LISTEN", "127.0.0.1:9100"),
+                ("AUTHFLOW_GATEWAY_SCOPES_SUPPORTED", "notes:read notes:write"),
+                ("AUTHFLOW_GATEWAY_JWT", "true"),
+                ("AUTHFLOW_GATEWAY_INTROSPECTION_CLIENT_SECRET", "123"),
+                ("AUTHFLOW_GATEWAY_UPSTREAM_TIMEOUT_SECS", "5"),
+                ("AUTHFLOW_DEMO_DATA_DIR", "/tmp/demo"),
+                ("AUTHFLOW_DEMO_LISTEN_MCP", "127.0.0.1:0"),
+            ]),
+        )
+        .unwrap();
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(c.gateway.upstream.as_deref(), Some("http://127.0.0.1:3000/mcp"));
+        assert_eq!(c.gateway.listen, "127.0.0.1:9100");
+        assert_eq!(c.gateway.scope, ["notes:read"]);
+        assert_eq!(c.gateway.scopes_supported, ["notes:read", "notes:write"]);
+        assert!(c.gateway.jwt);
+        assert_eq!(c.gateway.introspection_client_secret.as_deref(), Some("123"));
+        assert_eq!(c.gateway.upstream_timeout_secs, 5);
+        assert_eq!(c.demo.data_dir, PathBuf::from("/tmp/demo"));
+        assert_eq!(c.demo.listen_mcp, "127.0.0.1:0");
+        assert_eq!(c.demo.listen_auth, "127.0.0.1:8000");
+        let friction = c.friction.unwrap();
+        assert_eq!(friction.tools["delete_note"], 0.05);
+        assert_eq!(friction.groups[0].tools.len(), 3);
+        assert_eq!(c.listen, "127.0.0.1:8000", "the server's own keys are untouched");
+
+        let (_, w) = Config::load(None, env(&[("AUTHFLOW_GATEWAY_UPSTRAEM", "x"), ("AUTHFLOW_DEMO", "x")])).unwrap();
+        assert_eq!(w.len(), 2, "{w:?}");
+        std::fs::write(&path, "[friction]\nmod = \"both\"\n").unwrap();
+        assert!(
+            matches!(Config::load(Some(&path), env(&[])), Err(ConfigError::Invalid(_))),
+            "friction keys are checked"
+        );
+        std::fs::write(&path, "[gateway]\nupstreams = \"x\"\n").unwrap();
+        assert!(matches!(Config::load(Some(&path), env(&[])), Err(ConfigError::Invalid(_))));
+    }
+
+    #[test]
+    fn upstream_providers_come_from_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("authflow.toml");
+        std::fs::write(
+            &path,
+            r#"
+local_passwords = false
+
+[[upstream]]
+kind = "github"
+client_id = "Iv1.abc"
+client_secret = "s3cret"
+[upstream.allow]
+orgs = ["acme"]
+
+[[upstream]]
+kind = "oidc"
+id = "corp"
+issuer = "https://login.example.com"
+client_id = "authflow"
+client_secret = "other"
+"#,
+        )
+        .unwrap();
+        let (c, w) = Config::load(Some(&path), env(&[])).unwrap();
+        assert!(w.is_empty(), "{w:?}");
+        assert!(!c.local_passwords);
+        assert_eq!(c.upstream.len(), 2);
+        let shown = format!("{:?}", c.upstream);
+        assert!(!shown.contains("s3cret") && !shown.contains("other"), "secrets stay out of Debug: {shown}");
+
+        std::fs::write(&path, "[[upstream]]\nkind = \"github\"\nclient_id = \"x\"\nclient_secret = \"y\"\ntypo = 1\n")
+            .unwrap();
+        assert!(Config::load(Some(&path), env(&[])).is_err(), "unknown keys in a provider are an error");
     }
 
     #[test]

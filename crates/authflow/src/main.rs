@@ -3,7 +3,10 @@
 mod admin;
 mod cli;
 mod config;
+mod demo;
+mod gateway;
 mod serve;
+mod shutdown;
 
 use std::process::ExitCode;
 

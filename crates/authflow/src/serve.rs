@@ -1,14 +1,27 @@
 //! `authflow serve`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use authflow_core::device::DevicePolicy;
 use authflow_server::policy::AccessTokenFormat;
 use authflow_server::{AuthServer, Policy};
+use authflow_store::redis::RedisShared;
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 use crate::cli::CliResult;
 use crate::config::Config;
+
+/// The listener with `TCP_NODELAY` on every accepted connection: OAuth and MCP exchanges are small
+/// request/response pairs that Nagle's algorithm would only delay (axum::serve does not set it).
+pub(crate) fn no_delay(listener: TcpListener) -> axum::serve::TapIo<TcpListener, fn(&mut tokio::net::TcpStream)> {
+    listener.tap_io(set_nodelay)
+}
+
+fn set_nodelay(tcp: &mut tokio::net::TcpStream) {
+    let _ = tcp.set_nodelay(true);
+}
 
 /// Open storage, build the server and serve until SIGINT/SIGTERM, draining in-flight requests.
 pub async fn serve(config: Config) -> CliResult {
@@ -28,27 +41,39 @@ pub async fn serve(config: Config) -> CliResult {
     let store = authflow_store::open(&config.database, &options)
         .await
         .map_err(|e| format!("cannot open storage {}: {e}", redact_url(&config.database)))?;
-    if config.redis.is_some() {
-        tracing::warn!("redis is configured but this build keeps shared state in the database and in memory");
-    }
 
     for client in &config.clients {
         crate::admin::upsert_static_client(store.as_ref(), client).await?;
     }
-    let server = AuthServer::builder(issuer.clone(), store.clone())
-        .scopes(config.scopes.clone())
-        .policy(policy(&config)?)
-        .build()?;
+    let key_encryption = config.key_encryption()?;
+    let mut builder =
+        AuthServer::builder(issuer.clone(), store.clone()).scopes(config.scopes.clone()).policy(policy(&config)?);
+    if let Some(url) = &config.redis {
+        // Replicas share an issuer, so it names their keyspace: one Redis can serve several deployments.
+        let prefix = format!("authflow:{}:", issuer.as_str().trim_end_matches('/'));
+        let redis = RedisShared::connect(url, &prefix)
+            .await
+            .map_err(|e| format!("cannot connect to Redis at {}: {e}", redact_url(url)))?;
+        let redis = Arc::new(redis);
+        builder = builder.rate_limiter(redis.clone()).replay_store(redis);
+        tracing::info!("rate limits and one-time markers are shared through Redis");
+    }
+    if let Some(key) = key_encryption {
+        builder = builder.key_encryption(key);
+    }
+    for provider in &config.upstream {
+        builder = builder.upstream(provider.clone());
+    }
+    builder = builder.local_passwords(config.local_passwords);
+    let server = builder.build()?;
     let _purger = server.spawn_purger(Duration::from_secs(config.purge_interval_secs.max(1)));
 
     tracing::info!(%issuer, backend = store.backend(), "authflow listening on http://{local}");
-    let listener = listener.tap_io(|tcp| {
-        // Small request/response exchanges: don't let Nagle hold them back.
-        let _ = tcp.set_nodelay(true);
-    });
+    let stop = crate::shutdown::listen()?;
+    let listener = no_delay(listener);
     // Peer addresses feed the per-address rate limits (login, registration).
     let app = server.router().into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, app).with_graceful_shutdown(stop).await?;
     tracing::info!("authflow stopped");
     Ok(())
 }
@@ -60,6 +85,12 @@ fn policy(config: &Config) -> Result<Policy, String> {
     }
     if !(1..=600).contains(&config.code_ttl_secs) {
         return Err("code_ttl_secs must be between 1 and 600 (RFC 6749 §4.1.2 recommends at most 10 minutes)".into());
+    }
+    if !(60..=3600).contains(&config.device_code_ttl_secs) {
+        return Err("device_code_ttl_secs must be between 60 and 3600".into());
+    }
+    if !(1..=60).contains(&config.device_poll_interval_secs) {
+        return Err("device_poll_interval_secs must be between 1 and 60".into());
     }
     let access_token_format = match config.access_token_format.as_str() {
         "opaque" => AccessTokenFormat::Opaque,
@@ -76,27 +107,13 @@ fn policy(config: &Config) -> Result<Policy, String> {
         registration_token: config.registration_initial_access_token.as_deref().map(authflow_core::TokenHash::of),
         dynamic_client_ttl: config.dynamic_client_ttl_secs.map(Duration::from_secs),
         cors_origins: config.cors_origins.clone(),
+        client_id_metadata_documents: config.client_id_metadata_documents,
+        device: DevicePolicy {
+            lifetime: Duration::from_secs(config.device_code_ttl_secs),
+            interval_secs: config.device_poll_interval_secs,
+        },
         ..Policy::default()
     })
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-    tracing::info!("shutting down: draining in-flight requests");
 }
 
 /// A database URL with any password removed, for error messages.

@@ -218,3 +218,38 @@ scope = "notes:read"
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["error"], "invalid_target");
 }
+
+#[test]
+fn keys_are_rotated_listed_and_sealed_with_the_configured_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("k.db").display());
+    let kek = "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq80=";
+    let key = |args: &[&str]| {
+        let mut cmd = authflow(&db);
+        cmd.env("AUTHFLOW_SIGNING_KEY_ENCRYPTION_KEY", kek).arg("key").args(args);
+        cmd.output().unwrap()
+    };
+    let first = json_of(&key(&["rotate"]));
+    let second = json_of(&key(&["rotate", "--overlap-secs", "0", "--keep-published-secs", "120"]));
+    assert_ne!(first["kid"], second["kid"]);
+
+    let listed = key(&["list"]);
+    assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
+    let keys: Vec<serde_json::Value> =
+        String::from_utf8(listed.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(keys.len(), 2);
+    let by_kid = |kid: &serde_json::Value| keys.iter().find(|k| k["kid"] == *kid).unwrap().clone();
+    assert_eq!(by_kid(&second["kid"])["state"], "signing");
+    assert_eq!(by_kid(&first["kid"])["state"], "published (no longer signing)", "retired by the second rotation");
+    assert!(keys.iter().all(|k| k["sealed"] == true), "sealed with the configured key: {keys:?}");
+
+    let mut bad = authflow(&db);
+    bad.env("AUTHFLOW_SIGNING_KEY_ENCRYPTION_KEY", "too short").args(["key", "rotate"]);
+    let out = bad.output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("32 random bytes"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -49,6 +49,7 @@
 //! ```
 
 pub mod assertion;
+pub mod id_token;
 pub mod jwk;
 pub mod jws;
 pub mod jwt;
@@ -63,6 +64,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ErrorCode, OAuthError};
 
 pub use assertion::{validate_client_assertion, ClientAssertion};
+pub use id_token::{token_hash_half, IdTokenClaims};
 pub use jwk::{Jwk, JwkSet, PrivateKey};
 pub use jws::{sign, sign_raw, verify, verify_raw, Header, Verified, VerifiedRaw};
 pub use jwt::{decode, AccessTokenClaims, Audience, Validation, ACCESS_TOKEN_TYP};

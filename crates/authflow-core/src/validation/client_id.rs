@@ -118,7 +118,7 @@ fn is_dot_segment(seg: &str) -> bool {
     s == "." || s == ".."
 }
 
-fn check_metadata_url(s: &str) -> Result<(), ClientIdError> {
+fn check_metadata_url(s: &str, allow_loopback_http: bool) -> Result<(), ClientIdError> {
     raw::check_chars(s).map_err(|p| match p {
         raw::CharProblem::BadCharacter => ClientIdError::BadCharacter,
         raw::CharProblem::BadPercentEncoding => ClientIdError::Malformed,
@@ -127,17 +127,21 @@ fn check_metadata_url(s: &str) -> Result<(), ClientIdError> {
         return Err(ClientIdError::Fragment);
     }
     let parts = raw::split(s).ok_or(ClientIdError::Malformed)?;
-    match parts.scheme {
-        "https" => {}
+    let plain_http = match parts.scheme {
+        "https" => false,
+        "http" if allow_loopback_http => true,
         other if other.eq_ignore_ascii_case("https") => return Err(ClientIdError::NotCanonical),
         _ => return Err(ClientIdError::NotHttps),
-    }
+    };
     let authority = raw::authority(parts.authority.ok_or(ClientIdError::Malformed)?).ok_or(ClientIdError::Malformed)?;
     if authority.userinfo.is_some() {
         return Err(ClientIdError::Userinfo);
     }
     if authority.host.is_empty() {
         return Err(ClientIdError::Malformed);
+    }
+    if plain_http && !matches!(authority.host, "127.0.0.1" | "[::1]" | "localhost") {
+        return Err(ClientIdError::NotHttps);
     }
     let path = parts.tail.split('?').next().unwrap_or("");
     if path.split('/').any(is_dot_segment) {
@@ -156,6 +160,17 @@ fn check_metadata_url(s: &str) -> Result<(), ClientIdError> {
 impl ClientId {
     /// Parse a client id strictly (see the module docs).
     pub fn parse(s: &str) -> Result<ClientId, ClientIdError> {
+        Self::parse_with(s, false)
+    }
+
+    /// Like [`ClientId::parse`], but also accept `http` metadata document URLs on a loopback host
+    /// (`127.0.0.1`, `[::1]`, `localhost`). For local test set-ups only: a production server must never
+    /// fetch a client's identity over plain HTTP.
+    pub fn parse_for_local_testing(s: &str) -> Result<ClientId, ClientIdError> {
+        Self::parse_with(s, true)
+    }
+
+    fn parse_with(s: &str, allow_loopback_http: bool) -> Result<ClientId, ClientIdError> {
         if s.is_empty() {
             return Err(ClientIdError::Empty);
         }
@@ -168,7 +183,7 @@ impl ClientId {
             return Err(ClientIdError::BadCharacter);
         }
         if is_url_claim(s) {
-            check_metadata_url(s)?;
+            check_metadata_url(s, allow_loopback_http)?;
         } else if s.len() > MAX_CLIENT_ID_LEN {
             return Err(ClientIdError::TooLong { max: MAX_CLIENT_ID_LEN });
         }

@@ -719,7 +719,9 @@ mod tests {
     }
 
     fn host() -> impl Strategy<Value = String> {
-        "[a-z][a-z0-9-]{0,10}\\.(example|test|com)"
+        // A label with "--" in positions 3-4 is reserved for IDNA ("xn--…") and must be valid punycode, which
+        // random letters are not: such hosts are rightly refused, so the generator leaves them out.
+        "[a-z][a-z0-9-]{0,10}\\.(example|test|com)".prop_filter("IDNA-reserved label", |h| h.get(2..4) != Some("--"))
     }
 
     fn tail() -> impl Strategy<Value = String> {

@@ -9,11 +9,12 @@ use authflow_core::{ErrorCode, OAuthError};
 use authflow_store::User;
 
 use super::Failure;
+use crate::observe::AUDIT;
 use crate::pages::{LoginNotice, Problem};
 use crate::AppState;
 
 /// The rate-limit key of an address: IPv4 as is, IPv6 by its /64 (one subscriber's usual allocation).
-fn address_key(ip: IpAddr) -> String {
+pub(crate) fn address_key(ip: IpAddr) -> String {
     match ip {
         IpAddr::V4(v4) => format!("ip:{v4}"),
         IpAddr::V6(v6) => {
@@ -39,18 +40,23 @@ pub(crate) async fn authenticate(
     username: Option<&str>,
     password: Option<&str>,
 ) -> Result<Verdict, Failure> {
+    if !state.upstream.local_passwords {
+        // Only upstream identity providers sign people in here; linked users have no password anyway.
+        return Ok(Verdict::Refused(LoginNotice::BadCredentials));
+    }
     let (Some(username), Some(password)) = (username, password) else {
         return Ok(Verdict::Refused(LoginNotice::Missing));
     };
-    let now = state.clock.now();
     let limits = [
-        ip.map(|ip| (address_key(ip), &state.policy.login_attempts_per_ip)),
-        Some((format!("user:{username}"), &state.policy.login_attempts_per_user)),
+        ip.map(|ip| (format!("login:{}", address_key(ip)), &state.policy.login_attempts_per_ip)),
+        Some((format!("login:user:{username}"), &state.policy.login_attempts_per_user)),
     ];
     for (key, limit) in limits.iter().flatten() {
-        if let Some(secs) = state.login_limiter.check(key, limit, now).retry_after_secs() {
+        let decision = state.rate_limit(key, limit).await.map_err(Failure::from)?;
+        if let Some(secs) = decision.retry_after_secs() {
             // Neither the username nor the address is logged: either may be personal data.
-            tracing::warn!(per = if key.starts_with("ip:") { "address" } else { "username" }, "sign-in rate limited");
+            let per = if key.starts_with("login:ip:") { "address" } else { "username" };
+            tracing::warn!(per, "sign-in rate limited");
             return Ok(Verdict::Refused(LoginNotice::TooManyAttempts(secs)));
         }
     }
@@ -66,7 +72,7 @@ pub(crate) async fn authenticate(
     .await
     .map_err(|_| Problem::from(OAuthError::new(ErrorCode::ServerError)))?;
 
-    Ok(match (verified, user) {
+    let verdict = match (verified, user) {
         (Ok(true), Some(user)) if user.disabled => Verdict::Refused(LoginNotice::Disabled),
         (Ok(true), Some(user)) => Verdict::SignedIn(user),
         (Err(PasswordError::InvalidHash), Some(_)) => {
@@ -74,7 +80,13 @@ pub(crate) async fn authenticate(
             Verdict::Refused(LoginNotice::BadCredentials)
         }
         _ => Verdict::Refused(LoginNotice::BadCredentials),
-    })
+    };
+    // By user id when there is one; a failed name is not logged (it may be a password typed in the wrong box).
+    match &verdict {
+        Verdict::SignedIn(user) => tracing::info!(target: AUDIT, user_id = %user.id, "sign-in succeeded"),
+        Verdict::Refused(notice) => tracing::info!(target: AUDIT, reason = ?notice, "sign-in failed"),
+    }
+    Ok(verdict)
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! | `GET  {base}/authorize` | validate the request; then issue a code (signed in, consent remembered), or show the consent page (signed in), or the sign-in page |
 //! | `POST {base}/authorize/login` | check the credentials; start a session and go back to `GET /authorize` |
 //! | `POST {base}/authorize/consent` | `decision=approve`: remember the consent and issue a code; `deny`: `access_denied` |
+//! | `POST {base}/authorize/upstream/{id}`, `GET {base}/authorize/upstream/callback` | sign in at an upstream identity provider instead (see [`crate::upstream`]) |
 //!
 //! Every post carries the whole authorization request (re-encoded in a hidden field) and a CSRF token, and
 //! the request is validated again in full, so no step trusts what an earlier one decided.
@@ -24,11 +25,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 
-use self::login::Verdict;
-use self::request::AuthorizationRequest;
+pub(crate) use self::login::{address_key, authenticate as authenticate_user, Verdict};
+pub(crate) use self::request::{validate as validate_request, AuthorizationRequest};
+pub(crate) use self::respond::see_other;
 use crate::client_ip::ClientIp;
 use crate::error::ApiError;
-use crate::pages::{ConsentPage, LoginNotice, LoginPage, Problem};
+use crate::pages::{ConsentPage, LoginNotice, LoginPage, Problem, SignInOptions, UpstreamButton};
 use crate::params::{Form, Params, Query};
 use crate::session::{self, SignedIn};
 use crate::AppState;
@@ -38,6 +40,8 @@ pub(crate) fn routes(base: &str) -> Router<Arc<AppState>> {
         .route(&format!("{base}/authorize"), get(authorize))
         .route(&format!("{base}/authorize/login"), post(login))
         .route(&format!("{base}/authorize/consent"), post(consent))
+        .route(&format!("{base}/authorize/upstream/callback"), get(crate::upstream::callback))
+        .route(&format!("{base}/authorize/upstream/{{provider}}"), post(crate::upstream::start))
 }
 
 /// Why a step stopped.
@@ -57,7 +61,7 @@ pub(crate) enum Failure {
 }
 
 impl Failure {
-    fn respond(self, state: &AppState) -> Response {
+    pub(crate) fn respond(self, state: &AppState) -> Response {
         match self {
             Failure::Show(problem) => problem.respond(state),
             Failure::Redirect { redirect_uri, state: client_state, error } => {
@@ -111,7 +115,7 @@ async fn start(state: &AppState, headers: &HeaderMap, query: Result<Query, ApiEr
     let Query(params) = query?;
     let request = request::validate(state, params).await?;
     let Some(signed_in) = session::current(state, headers).await? else {
-        return Ok(login_page(state, headers, &request, "", LoginNotice::None));
+        return Ok(login_page(state, headers, &request, "", LoginNotice::None).await);
     };
     let remembered = state.store.find_consent(&signed_in.user.id, &request.client.client_id, state.clock.now()).await?;
     if remembered.is_some_and(|c| request.is_covered_by(&c)) {
@@ -129,6 +133,9 @@ async fn sign_in(
 ) -> Result<Response, Failure> {
     let Form(form) = form?;
     let request = posted_request(state, headers, &form).await?;
+    if !state.upstream.local_passwords {
+        return Err(Problem::bad_request("Signing in with a password is turned off on this server.").into());
+    }
     let username = form.get("username");
     match login::authenticate(state, ip, username, form.get("password")).await? {
         Verdict::SignedIn(user) => {
@@ -137,7 +144,7 @@ async fn sign_in(
             response.headers_mut().append(header::SET_COOKIE, cookie);
             Ok(response)
         }
-        Verdict::Refused(notice) => Ok(login_page(state, headers, &request, username.unwrap_or(""), notice)),
+        Verdict::Refused(notice) => Ok(login_page(state, headers, &request, username.unwrap_or(""), notice).await),
     }
 }
 
@@ -160,7 +167,11 @@ async fn decide(state: &AppState, headers: &HeaderMap, form: Result<Form, ApiErr
 }
 
 /// The authorization request a form posted back, after the CSRF check, validated again in full.
-async fn posted_request(state: &AppState, headers: &HeaderMap, form: &Params) -> Result<AuthorizationRequest, Failure> {
+pub(crate) async fn posted_request(
+    state: &AppState,
+    headers: &HeaderMap,
+    form: &Params,
+) -> Result<AuthorizationRequest, Failure> {
     let carried = form.get("request").map(|r| Params::parse(r.as_bytes()));
     if !session::csrf_ok(state, headers, form.get("csrf_token")) {
         let restart = carried.and_then(Result::ok).map(|p| p.to_query());
@@ -173,18 +184,18 @@ async fn posted_request(state: &AppState, headers: &HeaderMap, form: &Params) ->
 }
 
 /// `GET /authorize` again with the same request.
-fn back_to_start(state: &AppState, request: &AuthorizationRequest) -> String {
+pub(crate) fn back_to_start(state: &AppState, request: &AuthorizationRequest) -> String {
     format!("{}?{}", state.endpoint("authorize"), request.encoded())
 }
 
-fn with_cookie(page: crate::pages::Page, cookie: Option<HeaderValue>) -> Response {
+pub(crate) fn with_cookie(page: crate::pages::Page, cookie: Option<HeaderValue>) -> Response {
     match cookie {
         Some(cookie) => page.header(header::SET_COOKIE, cookie).into_response(),
         None => page.into_response(),
     }
 }
 
-fn login_page(
+async fn login_page(
     state: &AppState,
     headers: &HeaderMap,
     request: &AuthorizationRequest,
@@ -192,15 +203,22 @@ fn login_page(
     notice: LoginNotice,
 ) -> Response {
     let csrf = session::csrf_token(state, headers);
+    let providers = &state.upstream.providers;
+    let options = SignInOptions {
+        upstream: providers.iter().map(|p| UpstreamButton { id: p.id(), name: p.name() }).collect(),
+        upstream_targets: crate::upstream::form_targets(state).await,
+        no_passwords: !state.upstream.local_passwords,
+    };
     let page = LoginPage {
         client_name: request.client_name(),
         request: &request.encoded(),
         csrf_token: &csrf.value,
         username,
         notice,
-        redirect_uri: &request.redirect_uri,
+        action: "/authorize/login",
+        redirect_uri: Some(&request.redirect_uri),
     }
-    .render(state);
+    .render_with(state, &options);
     with_cookie(page, csrf.set_cookie)
 }
 
@@ -213,7 +231,9 @@ fn consent_page(state: &AppState, headers: &HeaderMap, request: &AuthorizationRe
         username: &who.user.username,
         scopes: request.scope.as_ref().map(|s| s.iter().collect()).unwrap_or_default(),
         resources: &request.resources,
-        redirect_uri: &request.redirect_uri,
+        redirect_uri: Some(&request.redirect_uri),
+        user_code: None,
+        action: "/authorize/consent",
         request: &request.encoded(),
         csrf_token: &csrf.value,
     }

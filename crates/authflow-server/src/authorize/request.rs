@@ -3,12 +3,12 @@
 //! request is kept on the server between steps, so any replica can serve any step.
 
 use authflow_core::pkce::PkceChallenge;
-use authflow_core::validation::client_id::ClientId;
 use authflow_core::validation::redirect_uri::RedirectUri;
 use authflow_core::{ErrorCode, GrantType, OAuthError, Scope, UnixTime};
 use authflow_store::{Client, Consent};
 
 use super::Failure;
+use crate::clients::ClientError;
 use crate::pages::Problem;
 use crate::params::Params;
 use crate::{rules, AppState};
@@ -119,10 +119,17 @@ async fn client(state: &AppState, params: &Params) -> Result<Client, Failure> {
         .get("client_id")
         .ok_or_else(|| Problem::bad_request("The request does not say which application is asking (no client_id)."))?;
     let unknown = || Problem::bad_request("The application that sent you here is not registered with this server.");
-    if ClientId::parse(id).is_err() {
-        return Err(unknown().into());
-    }
-    let client = state.store.find_client(id).await?.ok_or_else(unknown)?;
+    let client = match crate::clients::find(state, id).await {
+        Ok(Some(client)) => client,
+        Ok(None) => return Err(unknown().into()),
+        Err(ClientError::Store(e)) => return Err(e.into()),
+        Err(ClientError::Document(why)) => {
+            return Err(Problem::bad_request(format!(
+                "The application's metadata document at {id} cannot be used: {why}."
+            ))
+            .into())
+        }
+    };
     let expired = client.expires_at.is_some_and(|e| e <= state.clock.now());
     if client.disabled || expired {
         return Err(Problem::bad_request("The application that sent you here has been disabled on this server.").into());

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use super::request::AuthorizationRequest;
 use super::Failure;
 use crate::error::no_store;
+use crate::observe::AUDIT;
 use crate::session::SignedIn;
 use crate::{issue, AppState, OsEntropy};
 
@@ -95,7 +96,7 @@ pub(crate) async fn issue_code(
             expires_at: now + state.policy.code_ttl,
         })
         .await?;
-    tracing::info!(client_id = %client_id, "authorization code issued");
+    tracing::info!(target: AUDIT, client_id = %client_id, "authorization code issued");
     Ok(to_client(state, &request.redirect_uri, request.state.as_deref(), &[("code", code.expose())]))
 }
 

@@ -5,8 +5,10 @@
 //! inline and allowed by its hash, so the Content-Security-Policy permits nothing else.
 
 mod consent;
+mod device;
 mod login;
 mod problem;
+mod upstream;
 
 use std::fmt::Write as _;
 use std::sync::LazyLock;
@@ -19,8 +21,10 @@ use base64::Engine;
 use url::Url;
 
 pub(crate) use consent::ConsentPage;
-pub(crate) use login::{LoginNotice, LoginPage};
+pub(crate) use device::{DeviceDonePage, DeviceEntryPage, DeviceNotice};
+pub(crate) use login::{LoginNotice, LoginPage, SignInOptions};
 pub(crate) use problem::Problem;
+pub(crate) use upstream::{UpstreamButton, UpstreamProblem};
 
 use crate::error::no_store;
 use crate::AppState;
@@ -66,7 +70,7 @@ pub(crate) struct Page {
 
 impl Page {
     /// A page titled `title` whose card holds `body` (already escaped HTML). `redirect_uri` is where its
-    /// forms may end up; `None` for a page without forms.
+    /// forms may end up besides this server; `None` when they stay here.
     pub(crate) fn new(
         state: &AppState,
         status: StatusCode,
@@ -87,9 +91,23 @@ impl Page {
         );
         let form_action = match redirect_uri {
             Some(uri) => format!("'self' {}", form_target(uri)),
-            None => "'none'".to_owned(),
+            None => "'self'".to_owned(),
         };
         Page { status, html, form_action, extra: Vec::new() }
+    }
+
+    /// Also let the page's forms end up at these URLs' origins: a form that posts here and is redirected on
+    /// to an upstream identity provider (Chromium checks `form-action` on the redirect too).
+    pub(crate) fn allow_form_targets<'a>(mut self, urls: impl IntoIterator<Item = &'a str>) -> Page {
+        for url in urls {
+            let target = form_target(url);
+            // `'none'` beside other sources would be ignored anyway; an unparsable URL adds nothing.
+            if target != "'none'" && !self.form_action.split(' ').any(|t| t == target) {
+                self.form_action.push(' ');
+                self.form_action.push_str(&target);
+            }
+        }
+        self
     }
 
     /// Add a response header (`Set-Cookie`, `Retry-After`).
@@ -184,6 +202,13 @@ mod tests {
         // A host with characters that would break out of the policy falls back to the scheme.
         assert_eq!(form_target("https://a;b,c.example/cb"), "https:");
         assert_eq!(form_target("not a url"), "'none'");
+    }
+
+    #[test]
+    fn upstream_targets_extend_form_action() {
+        let page = Page { status: StatusCode::OK, html: String::new(), form_action: "'self'".into(), extra: vec![] };
+        let page = page.allow_form_targets(["https://login.example/auth?x=1", "https://login.example/other", "x"]);
+        assert_eq!(page.form_action, "'self' https://login.example");
     }
 
     #[test]

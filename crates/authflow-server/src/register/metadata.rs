@@ -154,8 +154,8 @@ pub fn validate(
             return Err(bad("jwks_uri must be an https URL"));
         }
     }
-    if method == ClientAuthMethod::PrivateKeyJwt && jwks.is_none() {
-        return Err(bad("private_key_jwt needs the client's public keys in jwks (jwks_uri is not fetched yet)"));
+    if method == ClientAuthMethod::PrivateKeyJwt && jwks.is_none() && jwks_uri.is_none() {
+        return Err(bad("private_key_jwt needs the client's public keys, in jwks or at jwks_uri"));
     }
 
     let mut extra = Map::new();

@@ -13,13 +13,15 @@ use std::sync::Arc;
 use authflow_core::{ErrorCode, OAuthError, SecretToken, TokenHash, TokenKind};
 use authflow_store::{Client, ClientOrigin, StoreError};
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::Value;
 
+use crate::bearer::{bearer, invalid_token};
 use crate::error::{no_store, ApiError};
+use crate::observe::AUDIT;
 use crate::{AppState, OsEntropy};
 
 pub(crate) fn routes(base: &str) -> Router<Arc<AppState>> {
@@ -40,17 +42,6 @@ fn json_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
     serde_json::from_slice(body).map_err(|_| {
         OAuthError::with_description(ErrorCode::InvalidClientMetadata, "the body is not valid JSON").into()
     })
-}
-
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
-}
-
-fn invalid_token() -> ApiError {
-    ApiError::from(OAuthError::new(ErrorCode::InvalidToken))
-        .with_challenge(HeaderValue::from_static("Bearer error=\"invalid_token\""))
 }
 
 fn created(status: StatusCode, body: Value) -> Response {
@@ -86,14 +77,14 @@ async fn register(
 ) -> Result<Response, ApiError> {
     let now = state.clock.now();
     let key = format!("register:{}", ip.key());
-    state.registration_limiter.check(&key, &state.policy.registrations_per_ip, now).into_result()?;
+    state.rate_limit(&key, &state.policy.registrations_per_ip).await?.into_result()?;
     if let Some(required) = &state.policy.registration_token {
         if !bearer(&headers).is_some_and(|t| TokenHash::of(t) == *required) {
             return Err(invalid_token());
         }
     }
     let body = json_body(&headers, &body)?;
-    let requested = metadata::validate(&body, &state.policy.redirect_uris, &state.scopes)?;
+    let requested = metadata::validate(&body, &state.policy.redirect_uris, &state.known_scopes())?;
     let method = requested.metadata.token_endpoint_auth_method;
     let secret = method.uses_secret().then(|| SecretToken::generate(TokenKind::ClientSecret, &mut OsEntropy));
     let registration = SecretToken::generate(TokenKind::RegistrationToken, &mut OsEntropy);
@@ -108,7 +99,7 @@ async fn register(
         disabled: false,
     };
     state.store.insert_client(&client).await?;
-    tracing::info!(client_id = %client.client_id, method = %method, "client registered");
+    tracing::info!(target: AUDIT, client_id = %client.client_id, method = %method, "client registered");
     Ok(created(StatusCode::CREATED, describe(&state, &client, secret.as_ref(), Some(&registration))))
 }
 
@@ -152,7 +143,7 @@ async fn update(
             );
         }
     }
-    let requested = metadata::validate(&body, &state.policy.redirect_uris, &state.scopes)?;
+    let requested = metadata::validate(&body, &state.policy.redirect_uris, &state.known_scopes())?;
     let method = requested.metadata.token_endpoint_auth_method;
     // A new secret when asked for (`"rotate_secret": true`, an authflow extension) or when the client now needs
     // one; none when it no longer does.
@@ -171,7 +162,7 @@ async fn update(
     if !state.store.update_client(&client).await? {
         return Err(invalid_token());
     }
-    tracing::info!(client_id = %client.client_id, rotated_secret = secret.is_some(), "client registration updated");
+    tracing::info!(target: AUDIT, client_id = %client.client_id, rotated_secret = secret.is_some(), "client registration updated");
     Ok(created(StatusCode::OK, describe(&state, &client, secret.as_ref(), Some(&registration))))
 }
 
@@ -186,25 +177,8 @@ async fn remove(
         Err(StoreError::Conflict(_)) => return Err(OAuthError::new(ErrorCode::ServerError).into()),
         Err(e) => return Err(e.into()),
     }
-    tracing::info!(client_id = %client.client_id, "client registration deleted");
+    tracing::info!(target: AUDIT, client_id = %client.client_id, "client registration deleted");
     let mut response = StatusCode::NO_CONTENT.into_response();
     no_store(response.headers_mut());
     Ok(response)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bearer_is_parsed_strictly() {
-        let mut h = HeaderMap::new();
-        assert_eq!(bearer(&h), None);
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("bearer af_rat_x"));
-        assert_eq!(bearer(&h), Some("af_rat_x"));
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
-        assert_eq!(bearer(&h), None);
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer "));
-        assert_eq!(bearer(&h), None);
-    }
 }

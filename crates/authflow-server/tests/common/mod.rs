@@ -1,6 +1,8 @@
 //! Shared harness: a real `AuthServer` on a loopback port, over a chosen backend, with a manual clock.
 #![allow(dead_code)]
 
+pub mod browser;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -98,7 +100,7 @@ impl TestServer {
                 scope: spec.scope.as_deref().map(|s| Scope::parse(s).unwrap()),
                 resources: spec.resources.clone(),
                 jwks: spec.jwks.clone(),
-                jwks_uri: None,
+                jwks_uri: spec.jwks_uri.clone(),
                 extra: Default::default(),
             },
             origin: ClientOrigin::Admin,
@@ -131,6 +133,7 @@ pub struct ClientSpec {
     pub scope: Option<String>,
     pub resources: Vec<String>,
     pub jwks: Option<Value>,
+    pub jwks_uri: Option<String>,
 }
 
 impl ClientSpec {
@@ -145,6 +148,7 @@ impl ClientSpec {
             scope: Some("notes:read notes:write".into()),
             resources: vec![],
             jwks: None,
+            jwks_uri: None,
         }
     }
 
@@ -159,6 +163,7 @@ impl ClientSpec {
             scope: Some("notes:read notes:write".into()),
             resources: vec![],
             jwks: None,
+            jwks_uri: None,
         }
     }
 
@@ -233,5 +238,41 @@ macro_rules! on_every_backend {
         mod memory { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name($crate::common::Backend::Memory).await } )* }
         mod sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name($crate::common::Backend::Sqlite).await } )* }
         mod postgres { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name($crate::common::Backend::Postgres).await } )* }
+    };
+}
+
+impl TestServer {
+    /// [`TestServer::start_with`] on a listener the test bound already, so it knows the server's address
+    /// before it configures the builder (e.g. to register the server's callback at an upstream provider).
+    pub async fn start_on(
+        backend: Backend,
+        listener: tokio::net::TcpListener,
+        configure: impl FnOnce(AuthServerBuilder) -> AuthServerBuilder,
+    ) -> Self {
+        let fixture: Fixture = match backend {
+            Backend::Memory => Fixture::new(authflow_store::MemoryStore::new()),
+            Backend::Sqlite => authflow_store::fixtures::sqlite().await,
+            Backend::Postgres => authflow_store::fixtures::postgres().await,
+        };
+        let (store, teardown) = fixture.into_parts();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let clock = ManualClock::new(START);
+        let builder = AuthServer::builder(base.parse().unwrap(), store.clone()).clock(Arc::new(clock.clone()));
+        let router = configure(builder).build().expect("server builds").router();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).await.unwrap();
+        });
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        TestServer { base, store, clock, http, server, teardown }
+    }
+}
+
+/// One `#[tokio::test]` per embedded backend (memory, SQLite) for an `async fn(Backend)`: for tests whose
+/// subject does not touch storage beyond what the full suite already covers on PostgreSQL.
+#[macro_export]
+macro_rules! on_memory_and_sqlite {
+    ($($name:ident),* $(,)?) => {
+        mod memory { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name($crate::common::Backend::Memory).await } )* }
+        mod sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name($crate::common::Backend::Sqlite).await } )* }
     };
 }

@@ -1,3 +1,5 @@
+//! # authflow-http
+//!
 //! [`SafeHttpClient`]: the one HTTP client every outbound call of authflow goes through, hardened against
 //! server-side request forgery (SSRF).
 //!
@@ -17,15 +19,18 @@
 //!
 //! ```no_run
 //! use authflow_core::ssrf::SsrfPolicy;
-//! use authflow_resource::SafeHttpClient;
+//! use authflow_http::SafeHttpClient;
 //!
-//! # async fn run() -> Result<(), authflow_resource::http::FetchError> {
+//! # async fn run() -> Result<(), authflow_http::FetchError> {
 //! let client = SafeHttpClient::new(SsrfPolicy::strict())?;
 //! let jwks: serde_json::Value = client.get_json(&"https://as.example.com/jwks.json".parse().unwrap()).await?;
 //! // Refused before any packet is sent:
 //! assert!(client.get(&"https://169.254.169.254/latest/meta-data/".parse().unwrap()).await.is_err());
 //! # Ok(()) }
 //! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 use std::collections::HashMap;
 use std::fmt;
@@ -35,9 +40,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use authflow_core::ssrf::{parse_host, Host, SsrfError, SsrfPolicy};
-use axum::body::Bytes;
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use bytes::Bytes;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use reqwest::header::{self, HeaderMap, HeaderValue};
+use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use url::Url;
 

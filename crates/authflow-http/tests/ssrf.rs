@@ -3,16 +3,13 @@
 //!
 //! Every "forbidden" target here is a loopback address, so a bug would only ever reach this machine.
 
-mod common;
-
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use authflow_core::ssrf::{AddressClass, SsrfError, SsrfPolicy};
-use authflow_resource::http::{FetchError, StaticResolver};
-use authflow_resource::SafeHttpClient;
+use authflow_http::{FetchError, SafeHttpClient, StaticResolver};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Redirect;
 use axum::routing::{get, post};
@@ -42,7 +39,7 @@ async fn target() -> (u16, Arc<AtomicUsize>) {
             count.fetch_add(1, Ordering::SeqCst);
             next.run(req)
         }));
-    let base = common::serve(router).await;
+    let base = serve(router).await;
     (base.rsplit(':').next().unwrap().parse().unwrap(), hits)
 }
 
@@ -230,4 +227,12 @@ async fn size_and_time_limits() {
     // A status that is not a success is an error for the JSON helper, not a panic or a parse error.
     let err = roomy.get_json::<serde_json::Value>(&format!("{base}/nowhere").parse().unwrap()).await.unwrap_err();
     assert!(matches!(err, FetchError::Status(StatusCode::NOT_FOUND)), "{err}");
+}
+
+/// Serve `router` on a free loopback port; returns its base URL.
+async fn serve(router: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    base
 }

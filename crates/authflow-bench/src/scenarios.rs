@@ -1,0 +1,166 @@
+//! The scenarios: what one request of each looks like.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::http::{header, HeaderValue, Method, Request};
+use bytes::Bytes;
+use http_body_util::Full;
+
+use crate::load::MakeRequest;
+use crate::stack::{Stack, REDIRECT_URI, RESOURCE};
+
+/// What is measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+pub enum Scenario {
+    /// `GET /health` on the authorization server: the same stack (body limit, request id, span, metrics)
+    /// with no work behind it. The ceiling the others are compared with.
+    Noop,
+    /// `POST /introspect` of a live opaque token by an authenticated resource server.
+    Introspect,
+    /// `POST /token`, `grant_type=client_credentials`: authenticate, then write a grant and a token.
+    ClientCredentials,
+    /// `POST /token`, `grant_type=authorization_code` with PKCE, for pre-minted codes (public client;
+    /// an access and a refresh token are written).
+    AuthorizationCode,
+    /// MCP `tools/call` through `BearerAuthLayer` + `IntrospectionVerifier`, token cached.
+    ToolsCall,
+    /// The same `tools/call` without the layer.
+    ToolsCallOpen,
+}
+
+impl Scenario {
+    /// Every scenario, the ceiling first.
+    pub const ALL: [Scenario; 6] = [
+        Scenario::Noop,
+        Scenario::Introspect,
+        Scenario::ClientCredentials,
+        Scenario::AuthorizationCode,
+        Scenario::ToolsCall,
+        Scenario::ToolsCallOpen,
+    ];
+
+    /// The name in the table.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Noop => "noop (GET /health)",
+            Scenario::Introspect => "introspect",
+            Scenario::ClientCredentials => "token client_credentials",
+            Scenario::AuthorizationCode => "token authorization_code",
+            Scenario::ToolsCall => "tools/call + BearerAuthLayer",
+            Scenario::ToolsCallOpen => "tools/call unprotected",
+        }
+    }
+}
+
+fn form_request(
+    addr: SocketAddr,
+    path: &str,
+    authorization: Option<&HeaderValue>,
+    body: Bytes,
+) -> Request<Full<Bytes>> {
+    let mut request = Request::builder()
+        .method(Method::POST)
+        .uri(path)
+        .header(header::HOST, addr.to_string())
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    if let Some(value) = authorization {
+        request = request.header(header::AUTHORIZATION, value.clone());
+    }
+    request.body(Full::new(body)).unwrap_or_else(|e| unreachable!("a constant request is valid: {e}"))
+}
+
+fn header_value(value: &str) -> HeaderValue {
+    HeaderValue::from_str(value).unwrap_or_else(|e| unreachable!("credentials are header-safe: {e}"))
+}
+
+fn encode(pairs: &[(&str, &str)]) -> Bytes {
+    let mut s = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        s.append_pair(k, v);
+    }
+    Bytes::from(s.finish())
+}
+
+/// The client_credentials request of [`Scenario::ClientCredentials`].
+pub fn client_credentials_request(addr: SocketAddr, basic: &str) -> Request<Full<Bytes>> {
+    let body = encode(&[("grant_type", "client_credentials"), ("scope", "notes:read"), ("resource", RESOURCE)]);
+    form_request(addr, "/token", Some(&header_value(basic)), body)
+}
+
+/// `GET {base}/health`.
+pub fn noop(addr: SocketAddr, base_path: &str) -> MakeRequest {
+    let path = format!("{base_path}/health");
+    let host = addr.to_string();
+    Arc::new(move || {
+        Some(
+            Request::builder()
+                .uri(&path)
+                .header(header::HOST, &host)
+                .body(Full::new(Bytes::new()))
+                .unwrap_or_else(|e| unreachable!("a constant request is valid: {e}")),
+        )
+    })
+}
+
+/// `POST {base}/introspect` as `IntrospectionVerifier` sends it.
+pub fn introspect(addr: SocketAddr, base_path: &str, basic: &str, token: &str) -> MakeRequest {
+    let path = format!("{base_path}/introspect");
+    let auth = header_value(basic);
+    let body = encode(&[("token", token), ("token_type_hint", "access_token")]);
+    Arc::new(move || Some(form_request(addr, &path, Some(&auth), body.clone())))
+}
+
+/// The request factory of `scenario` against the in-process `stack`.
+pub fn against(stack: &Stack, scenario: Scenario) -> (SocketAddr, MakeRequest) {
+    match scenario {
+        Scenario::Noop => (stack.auth, noop(stack.auth, "")),
+        Scenario::Introspect => (stack.auth, introspect(stack.auth, "", &stack.resource_basic, &stack.access_token)),
+        Scenario::ClientCredentials => {
+            let (addr, basic) = (stack.auth, stack.service_basic.clone());
+            (addr, Arc::new(move || Some(client_credentials_request(addr, &basic))))
+        }
+        Scenario::AuthorizationCode => {
+            let (addr, codes) = (stack.auth, stack.codes.clone());
+            let (client_id, verifier) = (stack.app_client_id.clone(), stack.code_verifier.clone());
+            (
+                addr,
+                Arc::new(move || {
+                    let code = codes.take()?;
+                    let body = encode(&[
+                        ("grant_type", "authorization_code"),
+                        ("code", code),
+                        ("redirect_uri", REDIRECT_URI),
+                        ("code_verifier", &verifier),
+                        ("client_id", &client_id),
+                        ("resource", RESOURCE),
+                    ]);
+                    Some(form_request(addr, "/token", None, body))
+                }),
+            )
+        }
+        Scenario::ToolsCall | Scenario::ToolsCallOpen => {
+            let addr = stack.resource;
+            let path = if scenario == Scenario::ToolsCall { "/mcp" } else { "/open/mcp" };
+            // Both send the token, so both requests are the same bytes on the wire but for the path.
+            let bearer = header_value(&format!("Bearer {}", stack.access_token));
+            let body = Bytes::from_static(
+                br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"list_notes","arguments":{}}}"#,
+            );
+            (
+                addr,
+                Arc::new(move || {
+                    let request = Request::builder()
+                        .method(Method::POST)
+                        .uri(path)
+                        .header(header::HOST, addr.to_string())
+                        .header(header::CONTENT_TYPE, "application/json")
+                        .header(header::ACCEPT, "application/json, text/event-stream")
+                        .header(header::AUTHORIZATION, bearer.clone())
+                        .body(Full::new(body.clone()));
+                    Some(request.unwrap_or_else(|e| unreachable!("a constant request is valid: {e}")))
+                }),
+            )
+        }
+    }
+}

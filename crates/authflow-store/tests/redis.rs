@@ -1,0 +1,101 @@
+//! The Redis-backed replay store and rate limiter against the real Redis (`AUTHFLOW_TEST_REDIS_URL`, default
+//! `redis://127.0.0.1:6379`). Each test works under its own key prefix and deletes it afterwards. An
+//! unreachable Redis fails the tests, naming the URL; they are never skipped.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use authflow_core::ratelimit::{Decision, MemoryRateLimiter, RateLimit};
+use authflow_core::UnixTime;
+use authflow_store::redis::RedisShared;
+use authflow_store::{RateLimiter, ReplayStore};
+
+fn redis_url() -> String {
+    std::env::var("AUTHFLOW_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+async fn redis() -> Arc<RedisShared> {
+    let prefix = format!("authflow-test:{}:", authflow_store::fixtures::unique_name());
+    let url = redis_url();
+    let shared = RedisShared::connect(&url, &prefix)
+        .await
+        .unwrap_or_else(|e| panic!("Redis at {url} does not answer ({e}); start it or set AUTHFLOW_TEST_REDIS_URL"));
+    Arc::new(shared)
+}
+
+const NOW: UnixTime = UnixTime::from_millis(1_800_000_000_000);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_marker_is_remembered_once_even_under_concurrency() {
+    let redis = redis().await;
+    let expires = NOW + Duration::from_secs(60);
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let redis = redis.clone();
+            tokio::spawn(async move { redis.remember_once("jti:client:abc", expires, NOW).await.unwrap() })
+        })
+        .collect();
+    let mut firsts = 0;
+    for t in tasks {
+        firsts += usize::from(t.await.unwrap());
+    }
+    assert_eq!(firsts, 1, "exactly one of 50 concurrent uses is the first");
+    assert!(redis.remember_once("jti:client:other", expires, NOW).await.unwrap(), "other keys are independent");
+
+    // The marker lives as long as asked, and no longer.
+    assert!(redis.remember_once("short", NOW + Duration::from_millis(150), NOW).await.unwrap());
+    assert!(!redis.remember_once("short", NOW + Duration::from_millis(150), NOW).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(redis.remember_once("short", NOW + Duration::from_millis(150), NOW).await.unwrap(), "expired");
+    redis.delete_all().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_shared_limit_holds_under_concurrency() {
+    let redis = redis().await;
+    let limit = RateLimit::new(10, Duration::from_secs(60)).unwrap();
+    let tasks: Vec<_> = (0..60)
+        .map(|_| {
+            let redis = redis.clone();
+            tokio::spawn(async move { redis.check("token:192.0.2.1", &limit, NOW).await.unwrap().is_allowed() })
+        })
+        .collect();
+    let mut allowed = 0;
+    for t in tasks {
+        allowed += usize::from(t.await.unwrap());
+    }
+    assert_eq!(allowed, 10, "exactly the limit is let through, however the requests interleave");
+    let refused = redis.check("token:192.0.2.1", &limit, NOW).await.unwrap();
+    let local = MemoryRateLimiter::new();
+    for _ in 0..10 {
+        local.check("k", &limit, NOW);
+    }
+    let expected = local.check("k", &limit, NOW);
+    assert_eq!(refused, expected, "the same refusal and Retry-After as the in-process limiter");
+    assert!(!refused.is_allowed());
+    assert!(redis.check("token:192.0.2.2", &limit, NOW).await.unwrap().is_allowed(), "per key");
+    redis.delete_all().await.unwrap();
+}
+
+/// The same decisions as the in-process limiter for the same sequence: one formula, two stores.
+#[tokio::test]
+async fn decisions_match_the_in_process_limiter() {
+    let redis = redis().await;
+    let memory = MemoryRateLimiter::new();
+    let limit = RateLimit::new(5, Duration::from_secs(10)).unwrap();
+    let mut at = NOW;
+    for step in 0..80u64 {
+        at = at + Duration::from_millis(137 * (step % 7) + 20);
+        let shared: Decision = RateLimiter::check(&*redis, "k", &limit, at).await.unwrap();
+        let local = memory.check("k", &limit, at);
+        assert_eq!(shared, local, "step {step} at {at:?}");
+    }
+    redis.ping().await.unwrap();
+    redis.delete_all().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_is_an_error() {
+    let err = RedisShared::connect("redis://127.0.0.1:1", "x:").await.unwrap_err();
+    assert!(matches!(err, authflow_store::StoreError::Unavailable(_)), "{err:?}");
+}
