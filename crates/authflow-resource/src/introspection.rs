@@ -32,16 +32,26 @@
 //! garbage tokens cannot evict good entries. Concurrent requests with the same uncached token share one
 //! introspection call (single-flight).
 //!
+//! Replicas of one MCP server can share verdicts through a [`SharedMap`] (Redis, with
+//! [`IntrospectionVerifierBuilder::shared_cache`]): a local miss looks there before asking the authorization
+//! server, and every answer is written there with the same lifetime as locally. A shared verdict is checked
+//! again on the way in (expiry, audience, issuer), and the shared keys are the token's SHA-256 within a
+//! namespace of the introspection endpoint, the caller and the audiences, so verifiers for different
+//! resources never read each other's verdicts. A shared cache that fails is skipped (with a warning), never
+//! a reason to refuse a token. [`IntrospectionVerifier::stats`] counts where verdicts came from.
+//!
 //! ## Failures
 //! A network error, a timeout, a non-200 answer or a body that is not a JSON object is
 //! [`VerifyError::Unavailable`] (answered 503 by [`BearerAuthLayer`](crate::BearerAuthLayer)), never cached,
 //! so clients keep their tokens and retry.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use authflow_core::{Scope, UnixTime};
+use authflow_core::{Scope, TokenHash, UnixTime};
+use authflow_store::SharedMap;
 use axum::http::{header, HeaderMap, HeaderValue};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -133,6 +143,53 @@ struct Inner {
     positive: ExpiringLru<Arc<VerifiedToken>>,
     negative: ExpiringLru<()>,
     flights: SingleFlight<Result<Arc<VerifiedToken>, VerifyError>>,
+    shared: Option<SharedVerdicts>,
+    stats: Counters,
+}
+
+/// Where verdicts came from, since the verifier was built (see [`IntrospectionVerifier::stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct VerifierStats {
+    /// Verdicts found in this process's cache (accepted and refused tokens).
+    pub local_hits: u64,
+    /// Verdicts found in the shared cache.
+    pub shared_hits: u64,
+    /// Calls to the introspection endpoint (each a cache miss; concurrent misses share one).
+    pub introspections: u64,
+    /// Introspection calls that failed (network, status, body): answered 503.
+    pub failures: u64,
+    /// Shared-cache operations that failed and were skipped.
+    pub shared_errors: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    local_hits: AtomicU64,
+    shared_hits: AtomicU64,
+    introspections: AtomicU64,
+    failures: AtomicU64,
+    shared_errors: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Verdicts shared with other replicas, under a namespace of this verifier's own.
+#[derive(Debug)]
+struct SharedVerdicts {
+    map: Arc<dyn SharedMap>,
+    namespace: String,
+}
+
+/// A verdict as shared: the introspection answer of an accepted token and until when to trust it, or the
+/// fact that the token was refused.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+enum SharedVerdict {
+    Accepted { claims: Map<String, Value>, until_ms: u64 },
+    Refused { refused: bool },
 }
 
 impl fmt::Debug for Inner {
@@ -143,6 +200,7 @@ impl fmt::Debug for Inner {
             .field("audiences", &self.audiences)
             .field("issuer", &self.issuer)
             .field("cached", &self.positive.len())
+            .field("shared", &self.shared)
             .finish_non_exhaustive()
     }
 }
@@ -161,6 +219,7 @@ pub struct IntrospectionVerifierBuilder {
     negative_ttl: Duration,
     http: Option<SafeHttpClient>,
     clock: Arc<dyn Clock>,
+    shared: Option<Arc<dyn SharedMap>>,
 }
 
 impl IntrospectionVerifier {
@@ -179,14 +238,94 @@ impl IntrospectionVerifier {
             negative_ttl: DEFAULT_NEGATIVE_TTL,
             http: None,
             clock: Arc::new(SystemClock),
+            shared: None,
         }
     }
 
-    /// Forget a cached verdict on `token`, e.g. after learning it was revoked.
-    pub fn evict(&self, token: &str) {
+    /// Forget a cached verdict on `token`, e.g. after learning it was revoked: here and in the shared
+    /// cache, if any.
+    pub async fn evict(&self, token: &str) {
         let key = cache::key(token);
         self.inner.positive.remove(&key);
         self.inner.negative.remove(&key);
+        if let Some(shared) = &self.inner.shared {
+            if let Err(e) = shared.map.remove(&shared.key(&key)).await {
+                self.shared_failed("remove", &e);
+            }
+        }
+    }
+
+    /// Where verdicts came from so far.
+    pub fn stats(&self) -> VerifierStats {
+        let c = &self.inner.stats;
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        VerifierStats {
+            local_hits: load(&c.local_hits),
+            shared_hits: load(&c.shared_hits),
+            introspections: load(&c.introspections),
+            failures: load(&c.failures),
+            shared_errors: load(&c.shared_errors),
+        }
+    }
+
+    fn shared_failed(&self, op: &'static str, error: &authflow_store::StoreError) {
+        bump(&self.inner.stats.shared_errors);
+        tracing::warn!(op, %error, "the shared introspection cache failed; going on without it");
+    }
+
+    /// The verdict in the shared cache, checked as if it had just come from the authorization server, and
+    /// remembered locally.
+    async fn shared_verdict(&self, key: cache::Key) -> Option<Result<Arc<VerifiedToken>, VerifyError>> {
+        let inner = &self.inner;
+        let shared = inner.shared.as_ref()?;
+        let stored = match shared.map.get(&shared.key(&key)).await {
+            Ok(stored) => stored?,
+            Err(e) => {
+                self.shared_failed("get", &e);
+                return None;
+            }
+        };
+        // Junk is a miss: introspecting again overwrites it.
+        let verdict: SharedVerdict = serde_json::from_slice(&stored).ok()?;
+        let now = inner.clock.now();
+        match verdict {
+            SharedVerdict::Accepted { claims, until_ms } => {
+                // What no longer passes (expired since, or tampered with) is asked about again.
+                let verified = Arc::new(parse_response(claims, now, &self.expected()).ok()?);
+                bump(&inner.stats.shared_hits);
+                let until = UnixTime::from_millis(until_ms).min(self.trust_until(&verified, now));
+                if until > now {
+                    inner.positive.insert(key, verified.clone(), until);
+                }
+                Some(Ok(verified))
+            }
+            SharedVerdict::Refused { .. } => {
+                bump(&inner.stats.shared_hits);
+                if !inner.negative_ttl.is_zero() {
+                    inner.negative.insert(key, (), now + inner.negative_ttl);
+                }
+                Some(Err(VerifyError::invalid("the token is not active")))
+            }
+        }
+    }
+
+    async fn share(&self, key: cache::Key, verdict: &SharedVerdict, ttl: Duration) {
+        let Some(shared) = &self.inner.shared else { return };
+        let Ok(bytes) = serde_json::to_vec(verdict) else { return };
+        if let Err(e) = shared.map.put(&shared.key(&key), &bytes, ttl).await {
+            self.shared_failed("put", &e);
+        }
+    }
+
+    fn expected(&self) -> Expected<'_> {
+        let inner = &self.inner;
+        Expected { audiences: inner.audiences.as_ref(), issuer: inner.issuer.as_deref(), leeway: inner.leeway }
+    }
+
+    /// Until when an accepted token is trusted without asking again.
+    fn trust_until(&self, verified: &VerifiedToken, now: UnixTime) -> UnixTime {
+        let cap = now + self.inner.max_ttl;
+        verified.expires_at.map_or(cap, |exp| exp.min(cap))
     }
 
     async fn introspect(&self, token: &str) -> Result<Arc<VerifiedToken>, VerifyError> {
@@ -210,7 +349,9 @@ impl IntrospectionVerifier {
             }
             IntrospectionAuth::None => {}
         }
+        bump(&inner.stats.introspections);
         let fetched = inner.http.post_form(&inner.endpoint, &form, headers).await.map_err(|e| {
+            bump(&inner.stats.failures);
             let reason = match e {
                 FetchError::Timeout => "the introspection endpoint timed out".to_owned(),
                 other => format!("introspection failed: {other}"),
@@ -219,16 +360,16 @@ impl IntrospectionVerifier {
             VerifyError::unavailable(reason)
         })?;
         if fetched.status != 200 {
+            bump(&inner.stats.failures);
             tracing::warn!(endpoint = %inner.endpoint, status = %fetched.status, "token introspection refused");
             return Err(VerifyError::unavailable(format!("the introspection endpoint answered {}", fetched.status)));
         }
         let Ok(Value::Object(response)) = serde_json::from_slice::<Value>(&fetched.body) else {
+            bump(&inner.stats.failures);
             tracing::warn!(endpoint = %inner.endpoint, "token introspection answered something other than a JSON object");
             return Err(VerifyError::unavailable("the introspection response is not a JSON object"));
         };
-        let expected =
-            Expected { audiences: inner.audiences.as_ref(), issuer: inner.issuer.as_deref(), leeway: inner.leeway };
-        parse_response(response, inner.clock.now(), &expected).map(Arc::new)
+        parse_response(response, inner.clock.now(), &self.expected()).map(Arc::new)
     }
 
     async fn verify_uncached(&self, token: &str, key: cache::Key) -> Result<Arc<VerifiedToken>, VerifyError> {
@@ -241,21 +382,53 @@ impl IntrospectionVerifier {
         if inner.negative.get(&key, now).is_some() {
             return Err(VerifyError::invalid("the token is not active"));
         }
+        if let Some(verdict) = self.shared_verdict(key).await {
+            return verdict;
+        }
         let result = self.introspect(token).await;
         let now = inner.clock.now();
         match &result {
             Ok(verified) => {
-                let until = verified.expires_at.map_or(now + inner.max_ttl, |exp| exp.min(now + inner.max_ttl));
+                let until = self.trust_until(verified, now);
                 if until > now {
                     inner.positive.insert(key, verified.clone(), until);
+                    let until_ms = until.as_millis();
+                    let verdict = SharedVerdict::Accepted { claims: verified.claims.clone(), until_ms };
+                    self.share(key, &verdict, now.saturating_until(until)).await;
                 }
             }
             Err(VerifyError::Invalid(_)) if !inner.negative_ttl.is_zero() => {
                 inner.negative.insert(key, (), now + inner.negative_ttl);
+                self.share(key, &SharedVerdict::Refused { refused: true }, inner.negative_ttl).await;
             }
             Err(_) => {}
         }
         result
+    }
+}
+
+impl SharedVerdicts {
+    fn new(map: Arc<dyn SharedMap>, endpoint: &Url, auth: &IntrospectionAuth, audiences: &[String]) -> Self {
+        // Two verifiers share verdicts only if they ask the same endpoint, as the same caller, for the same
+        // audiences: an authorization server may answer differently for each.
+        let caller = match auth {
+            IntrospectionAuth::ClientSecretBasic { client_id, .. }
+            | IntrospectionAuth::ClientSecretPost { client_id, .. } => client_id.clone(),
+            IntrospectionAuth::Bearer(token) => format!("bearer:{}", TokenHash::of(token).to_hex()),
+            IntrospectionAuth::None => String::new(),
+        };
+        let identity = serde_json::json!([endpoint.as_str(), caller, audiences]).to_string();
+        let namespace = TokenHash::of(&identity).to_hex()[..32].to_owned();
+        SharedVerdicts { map, namespace }
+    }
+
+    fn key(&self, key: &cache::Key) -> String {
+        use std::fmt::Write as _;
+        let mut hex = String::with_capacity(64);
+        for b in key {
+            let _ = write!(hex, "{b:02x}");
+        }
+        format!("introspection:{}:{hex}", self.namespace)
     }
 }
 
@@ -274,9 +447,11 @@ impl TokenVerifier for IntrospectionVerifier {
         let key = cache::key(token);
         let now = inner.clock.now();
         if let Some(hit) = inner.positive.get(&key, now) {
+            bump(&inner.stats.local_hits);
             return Ok((*hit).clone());
         }
         if inner.negative.get(&key, now).is_some() {
+            bump(&inner.stats.local_hits);
             return Err(VerifyError::invalid("the token is not active"));
         }
         let verified = inner.flights.run(key, || self.verify_uncached(token, key)).await?;
@@ -368,6 +543,13 @@ impl IntrospectionVerifierBuilder {
         self
     }
 
+    /// Share verdicts with the other replicas of this MCP server through `map`, e.g.
+    /// `authflow_store::redis::RedisShared` (see the [module docs](self#caching)).
+    pub fn shared_cache(mut self, map: Arc<dyn SharedMap>) -> Self {
+        self.shared = Some(map);
+        self
+    }
+
     /// Check the configuration and build.
     pub fn build(self) -> Result<IntrospectionVerifier, BuildError> {
         let http = match self.http {
@@ -378,8 +560,11 @@ impl IntrospectionVerifierBuilder {
         if self.check_audience && self.audiences.iter().all(|a| a.is_empty()) {
             return Err(BuildError::Config("the resource identifier (audience) is empty"));
         }
+        let shared = self.shared.map(|map| SharedVerdicts::new(map, &self.endpoint, &self.auth, &self.audiences));
         Ok(IntrospectionVerifier {
             inner: Arc::new(Inner {
+                shared,
+                stats: Counters::default(),
                 endpoint: self.endpoint,
                 auth: self.auth,
                 audiences: self.check_audience.then(|| Audiences::new(self.audiences)),

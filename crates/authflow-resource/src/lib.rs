@@ -69,10 +69,14 @@ pub mod rmcp;
 pub mod verifier;
 
 pub use auth::{Authenticated, BearerAuth, BearerAuthLayer, RequireScope, RequireScopeLayer};
+#[cfg(feature = "redis")]
+pub use authflow_store::redis::RedisShared;
+/// What replicas share (introspection verdicts, friction states): any [`SharedMap`], e.g. [`RedisShared`].
+pub use authflow_store::{SharedMap, Swap};
 pub use challenge::{AuthRejection, Challenge, RejectionKind};
 pub use friction::{Friction, FrictionController, FrictionLayer};
 pub use http::SafeHttpClient;
-pub use introspection::{IntrospectionAuth, IntrospectionVerifier, IntrospectionVerifierBuilder};
+pub use introspection::{IntrospectionAuth, IntrospectionVerifier, IntrospectionVerifierBuilder, VerifierStats};
 pub use jwt::{JwtVerifier, JwtVerifierBuilder};
 pub use log::{RequestLog, RequestLogLayer};
 pub use metadata::ProtectedResource;

@@ -109,7 +109,7 @@ async fn revocation_takes_effect_when_the_cache_entry_ends() {
     let fresh = a.token(&service, "notes:read", RESOURCE).await;
     verifier.verify(&fresh).await.unwrap();
     a.revoke(&service, &fresh).await;
-    verifier.evict(&fresh);
+    verifier.evict(&fresh).await;
     assert!(verifier.verify(&fresh).await.is_err());
 
     // Expiry: the server's tokens live an hour; the cache never serves one past its exp.

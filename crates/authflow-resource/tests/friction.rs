@@ -108,9 +108,9 @@ impl App {
         send(reqwest::Client::new().get(format!("{}/friction", self.base)).bearer_auth(token)).await
     }
 
-    fn level(&self, sub: &str, tool: &str) -> Level {
+    async fn level(&self, sub: &str, tool: &str) -> Level {
         let token = VerifiedToken::new(sub).with_client_id("app");
-        let status = self.friction.status_of(&token).unwrap();
+        let status = self.friction.status_of(&token).await.unwrap();
         status.tools.iter().find(|t| &*t.tool == tool).unwrap().level
     }
 }
@@ -149,7 +149,7 @@ async fn a_hammered_tool_is_blocked_with_a_tool_error_that_never_reaches_the_ser
     }
     let first = blocked.expect("blocked");
     assert!((20..=55).contains(&first), "blocked at call {first}");
-    assert_eq!(app.level("alice", "delete_note"), Level::Blocked);
+    assert_eq!(app.level("alice", "delete_note").await, Level::Blocked);
     // Bob uses the same client app but is another client: unaffected.
     let r = app.call("bob", json!(1), "delete_note", None).await;
     assert!(!is_tool_error(&r), "{:?}", r.body);
@@ -179,7 +179,7 @@ async fn read_tools_and_other_messages_pass() {
     assert_eq!(app.server.reached(), 156);
     // The bodies arrive byte for byte.
     assert_eq!(app.server.bodies.lock().unwrap()[150], json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}));
-    assert_eq!(app.level("alice", "delete_note"), Level::None);
+    assert_eq!(app.level("alice", "delete_note").await, Level::None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -203,7 +203,7 @@ async fn without_a_token_the_bearer_layer_answers_and_friction_records_nothing()
 async fn a_justification_lets_a_high_call_through() {
     let app = start(config(FrictionMode::Block)).await;
     let mut n = 0;
-    while app.level("alice", "delete_note") < Level::High {
+    while app.level("alice", "delete_note").await < Level::High {
         let r = app.call("alice", json!(n), "delete_note", Some("migrating notes")).await;
         assert!(!is_tool_error(&r), "justified calls pass below BLOCKED: {:?}", r.body);
         n += 1;
@@ -218,11 +218,11 @@ async fn a_justification_lets_a_high_call_through() {
     assert!(text.contains("justification"), "{text}");
     assert_eq!(r.body["result"]["_meta"]["authflow/friction"]["reason"]["reason"], "justification_required");
     assert_eq!(app.server.reached(), before);
-    assert_eq!(app.level("alice", "delete_note"), Level::High);
+    assert_eq!(app.level("alice", "delete_note").await, Level::High);
     // A blank one does not count.
     let r = app.call("alice", json!(1), "delete_note", Some("   ")).await;
     assert!(is_tool_error(&r));
-    assert_eq!(app.level("alice", "delete_note"), Level::High);
+    assert_eq!(app.level("alice", "delete_note").await, Level::High);
 
     // With one (in `_meta` or as an argument), the call goes through, unchanged.
     let r = app.call("alice", json!(2), "delete_note", Some("the user asked to delete these notes")).await;
@@ -230,7 +230,7 @@ async fn a_justification_lets_a_high_call_through() {
     assert_eq!(app.server.reached(), before + 1);
     let last = app.server.bodies.lock().unwrap().last().cloned().unwrap();
     assert_eq!(last["params"]["_meta"]["justification"], "the user asked to delete these notes");
-    if app.level("alice", "delete_note") == Level::High {
+    if app.level("alice", "delete_note").await == Level::High {
         app.clock.advance(Duration::from_millis(500));
         let body = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
             "params": {"name": "delete_note", "arguments": {"justification": "bulk clean-up requested"}}});
@@ -337,7 +337,7 @@ async fn latency_mode_delays_the_call_by_the_computed_delay_and_never_refuses() 
         assert!(!is_tool_error(&r), "latency mode never refuses: {:?}", r.body);
         // The delay the controller decided for this call (no time passed since: the clock is manual).
         let token = VerifiedToken::new("alice").with_client_id("app");
-        let friction = app.friction.status_of(&token).unwrap().tools[0].friction;
+        let friction = app.friction.status_of(&token).await.unwrap().tools[0].friction;
         let expected = Duration::from_millis((friction * 40.0).round() as u64);
         // A lower bound only: sleeping never ends early, and wall-clock upper bounds would be flaky.
         assert!(elapsed >= expected, "call {n}: {elapsed:?} < {expected:?}");

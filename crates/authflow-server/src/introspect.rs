@@ -142,6 +142,7 @@ pub(crate) async fn introspect(
         }
         _ => Introspection::default(),
     };
+    state.metrics.introspected(body.active);
     let mut response = Json(body).into_response();
     no_store(response.headers_mut());
     Ok(response)

@@ -4,7 +4,9 @@
 //! - **Request ids**: an incoming `X-Request-Id` of up to 64 characters from `[A-Za-z0-9._-]` (a proxy's) is
 //!   kept, anything else is replaced by a fresh random one; the id is echoed in the response and is a field
 //!   of the request's span, so every log line of the request carries it.
-//! - **Metrics**: requests by route and status, latency histograms by route, tokens issued by grant type.
+//! - **Metrics**: requests by route and status, latency histograms by route, tokens issued by grant type,
+//!   introspection answers by outcome (active or not: the authorization server's hits and misses), and
+//!   requests refused because storage or Redis did not answer.
 //!   Routes are the router's patterns (`/register/{client_id}`), never raw paths, so the label set stays
 //!   bounded whatever clients send. `authflow_requests_total{status="503"}` counts storage and Redis
 //!   outages (they are the only source of 503).
@@ -47,6 +49,9 @@ pub struct Metrics {
     requests: Mutex<HashMap<(String, u16), u64>>,
     latency: Mutex<HashMap<String, Histogram>>,
     tokens: [AtomicU64; 4],
+    /// Introspection answers: inactive, active.
+    introspections: [AtomicU64; 2],
+    unavailable: AtomicU64,
 }
 
 fn grant_index(grant: GrantType) -> usize {
@@ -67,7 +72,15 @@ impl Metrics {
         self.tokens[grant_index(grant)].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Count an introspection answer.
+    pub fn introspected(&self, active: bool) {
+        self.introspections[usize::from(active)].fetch_add(1, Ordering::Relaxed);
+    }
+
     fn observe(&self, route: &str, status: u16, seconds: f64) {
+        if status == 503 {
+            self.unavailable.fetch_add(1, Ordering::Relaxed);
+        }
         *self.requests.lock().unwrap_or_else(|p| p.into_inner()).entry((route.to_owned(), status)).or_default() += 1;
         let mut latency = self.latency.lock().unwrap_or_else(|p| p.into_inner());
         let h = latency.entry(route.to_owned()).or_default();
@@ -114,6 +127,14 @@ impl Metrics {
             let n = self.tokens[grant_index(grant)].load(Ordering::Relaxed);
             let _ = writeln!(out, "authflow_tokens_issued_total{{grant_type=\"{}\"}} {n}", grant.as_str());
         }
+        out.push_str("# HELP authflow_introspections_total Introspection answers by outcome.\n");
+        out.push_str("# TYPE authflow_introspections_total counter\n");
+        for (active, n) in ["false", "true"].iter().zip(&self.introspections) {
+            let _ = writeln!(out, "authflow_introspections_total{{active=\"{active}\"}} {}", n.load(Ordering::Relaxed));
+        }
+        out.push_str("# HELP authflow_storage_unavailable_total Requests refused (503) because storage or Redis did not answer.\n");
+        out.push_str("# TYPE authflow_storage_unavailable_total counter\n");
+        let _ = writeln!(out, "authflow_storage_unavailable_total {}", self.unavailable.load(Ordering::Relaxed));
         out
     }
 }

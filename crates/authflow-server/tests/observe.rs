@@ -60,6 +60,11 @@ async fn requests_are_counted_identified_and_audited_without_secrets() {
     let r = server.http.get(server.url("/health")).header("x-request-id", "x".repeat(200)).send().await.unwrap();
     assert_ne!(r.headers()["x-request-id"].to_str().unwrap(), "x".repeat(200));
 
+    for (introspected, active) in [(token.as_str(), true), ("af_at_unknown", false)] {
+        let r = server.post_form("/introspect", &[("token", introspected)], Some((&id, &secret))).await;
+        assert_eq!(r.body["active"], active);
+    }
+
     let metrics = server.http.get(server.url("/metrics")).send().await.unwrap();
     assert!(metrics.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
     let text = metrics.text().await.unwrap();
@@ -68,6 +73,9 @@ async fn requests_are_counted_identified_and_audited_without_secrets() {
         "authflow_requests_total{route=\"/token\",status=\"401\"} 1",
         "authflow_tokens_issued_total{grant_type=\"client_credentials\"} 1",
         "authflow_request_duration_seconds_count{route=\"/token\"} 2",
+        "authflow_introspections_total{active=\"true\"} 1",
+        "authflow_introspections_total{active=\"false\"} 1",
+        "authflow_storage_unavailable_total 0",
     ] {
         assert!(text.lines().any(|l| l == line), "/metrics lacks {line:?}:\n{text}");
     }

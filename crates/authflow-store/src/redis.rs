@@ -1,12 +1,13 @@
 //! Redis for what replicas must share and is short-lived (feature `redis`): one-time markers (client
-//! assertion `jti`s) and rate-limit windows. Durable state stays in SQL.
+//! assertion `jti`s), rate-limit windows, and the [`SharedMap`] the resource toolkit keeps introspection
+//! verdicts and friction states in. Durable state stays in SQL.
 //!
 //! One auto-reconnecting multiplexed connection ([`ConnectionManager`]) serves every request. Every key
 //! starts with the configured prefix, so deployments (and tests) can share a Redis without meeting.
 //!
 //! - [`ReplayStore::remember_once`] is one `SET key 1 NX PX ttl`: atomic by itself.
 //! - [`RateLimiter::check`] keeps the core's sliding-window arithmetic in one place (Rust) and makes it
-//!   atomic with a compare-and-set script: read the window, decide with
+//!   atomic with [`SharedMap::compare_and_swap`] (one Lua script): read the window, decide with
 //!   [`RateLimit::check`](authflow_core::ratelimit::RateLimit::check), write it back only if nobody changed
 //!   it meanwhile, else decide again on what they wrote. No `WATCH` (which a multiplexed connection cannot
 //!   use safely) and no second copy of the formula in Lua.
@@ -26,19 +27,23 @@ use authflow_core::UnixTime;
 use redis::aio::ConnectionManager;
 use redis::Script;
 
-use crate::traits::{RateLimiter, ReplayStore, StoreResult};
+use crate::traits::{RateLimiter, ReplayStore, SharedMap, StoreResult, Swap};
 use crate::StoreError;
 
-/// Compare-and-set: replace `KEYS[1]` by `ARGV[2]` (expiring after `ARGV[3]` ms) if it still holds `ARGV[1]`
-/// (`""` meaning absent). Returns `false` on success, else the value found (a string), so the caller can
-/// decide again without another round trip.
-const COMPARE_AND_SET: &str = r"
+/// Compare-and-swap: set `KEYS[1]` to `ARGV[3]` (expiring after `ARGV[4]` ms) if it still holds `ARGV[2]`
+/// (when `ARGV[1]` is `1`) or is absent (when `ARGV[1]` is `0`). Answers `{1}` on success, else `{0, current}`
+/// (`current` nil when absent), so the caller can decide again without another round trip.
+const COMPARE_AND_SWAP: &str = r"
 local current = redis.call('GET', KEYS[1])
-if current == false then current = '' end
-if current ~= ARGV[1] then return current end
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-return false
+local expected = false
+if ARGV[1] == '1' then expected = ARGV[2] end
+if current ~= expected then return {0, current} end
+redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
+return {1}
 ";
+
+/// How many keys one `SCAN` step looks at.
+const SCAN_COUNT: usize = 256;
 
 /// How many times a contended window is decided again before giving up (each retry means another request
 /// for the same key won the race, so this many in a row is extraordinary).
@@ -93,7 +98,7 @@ impl RedisShared {
             .await
             .map_err(|_| StoreError::unavailable(std::io::Error::other("Redis did not answer within 5 s")))?
             .map_err(unavailable)?;
-        Ok(RedisShared { conn, prefix: prefix.to_owned(), cas: Script::new(COMPARE_AND_SET) })
+        Ok(RedisShared { conn, prefix: prefix.to_owned(), cas: Script::new(COMPARE_AND_SWAP) })
     }
 
     /// The prefix every key starts with.
@@ -122,11 +127,12 @@ fn encode(state: &WindowState) -> String {
     format!("{}:{}:{}", state.window_start.as_millis(), state.prev, state.curr)
 }
 
-fn decode(stored: &str) -> Option<WindowState> {
-    if stored.is_empty() {
+/// A stored window; `None` (absent) is a fresh one, `Some(None)` junk.
+fn decode(stored: Option<&[u8]>) -> Option<WindowState> {
+    let Some(stored) = stored else {
         return Some(WindowState::new());
-    }
-    let mut parts = stored.split(':');
+    };
+    let mut parts = std::str::from_utf8(stored).ok()?.split(':');
     let start = parts.next()?.parse().ok()?;
     let prev = parts.next()?.parse().ok()?;
     let curr = parts.next()?.parse().ok()?;
@@ -149,25 +155,20 @@ impl ReplayStore for RedisShared {
 #[async_trait]
 impl RateLimiter for RedisShared {
     async fn check(&self, key: &str, limit: &RateLimit, now: UnixTime) -> StoreResult<Decision> {
-        let key = self.key("rate", key);
-        let mut conn = self.conn.clone();
-        let mut stored: String =
-            bounded(redis::cmd("GET").arg(&key).query_async::<Option<String>>(&mut conn)).await?.unwrap_or_default();
+        let key = format!("rate:{key}");
+        let mut stored = self.get(&key).await?;
         for _ in 0..MAX_ATTEMPTS {
-            let before = decode(&stored).ok_or_else(|| StoreError::Corrupt(format!("rate window {stored:?}")))?;
+            let before = decode(stored.as_deref()).ok_or_else(|| StoreError::Corrupt(format!("rate window {key}")))?;
             let mut after = before;
             let decision = limit.check(&mut after, now);
             if after == before {
                 // A refusal changes nothing (only allowed requests count): nothing to write.
                 return Ok(decision);
             }
-            let ttl_ms = u64::try_from(now.saturating_until(after.idle_at(limit)).as_millis()).unwrap_or(u64::MAX);
-            let mut invocation = self.cas.key(&key);
-            invocation.arg(&stored).arg(encode(&after)).arg(ttl_ms.max(1));
-            let found: Option<String> = bounded(invocation.invoke_async(&mut conn)).await?;
-            match found {
-                None => return Ok(decision),
-                Some(theirs) => stored = theirs,
+            let ttl = now.saturating_until(after.idle_at(limit));
+            match self.compare_and_swap(&key, stored.as_deref(), encode(&after).as_bytes(), ttl).await? {
+                Swap::Done => return Ok(decision),
+                Swap::Conflict(theirs) => stored = theirs,
             }
         }
         Err(StoreError::unavailable(std::io::Error::other("rate-limit window too contended")))
@@ -179,6 +180,102 @@ impl RateLimiter for RedisShared {
     }
 }
 
+/// Milliseconds for `PX`: at least 1 (0 is an error in Redis).
+fn px(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+/// `prefix` with the glob characters of `SCAN … MATCH` escaped, then `*`.
+fn glob_prefix(prefix: &str) -> String {
+    let mut glob = String::with_capacity(prefix.len() + 1);
+    for c in prefix.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            glob.push('\\');
+        }
+        glob.push(c);
+    }
+    glob.push('*');
+    glob
+}
+
+/// Keys of the [`SharedMap`] live under `<prefix>map:`, apart from the markers and windows.
+const MAP: &str = "map";
+
+#[async_trait]
+impl SharedMap for RedisShared {
+    async fn get(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
+        let mut conn = self.conn.clone();
+        bounded(redis::cmd("GET").arg(self.key(MAP, key)).query_async(&mut conn)).await
+    }
+
+    async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> StoreResult<()> {
+        let mut conn = self.conn.clone();
+        let mut set = redis::cmd("SET");
+        set.arg(self.key(MAP, key)).arg(value).arg("PX").arg(px(ttl));
+        bounded(set.query_async(&mut conn)).await
+    }
+
+    async fn remove(&self, key: &str) -> StoreResult<()> {
+        let mut conn = self.conn.clone();
+        bounded(redis::cmd("DEL").arg(self.key(MAP, key)).query_async::<()>(&mut conn)).await
+    }
+
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: &[u8],
+        ttl: Duration,
+    ) -> StoreResult<Swap> {
+        let mut conn = self.conn.clone();
+        let mut invocation = self.cas.key(self.key(MAP, key));
+        invocation
+            .arg(if expected.is_some() { "1" } else { "0" })
+            .arg(expected.unwrap_or_default())
+            .arg(new)
+            .arg(px(ttl));
+        let reply: Vec<redis::Value> = bounded(invocation.invoke_async(&mut conn)).await?;
+        match reply.as_slice() {
+            [redis::Value::Int(1)] => Ok(Swap::Done),
+            [redis::Value::Int(0)] | [redis::Value::Int(0), redis::Value::Nil] => Ok(Swap::Conflict(None)),
+            [redis::Value::Int(0), redis::Value::BulkString(current)] => Ok(Swap::Conflict(Some(current.clone()))),
+            other => Err(StoreError::Corrupt(format!("unexpected compare-and-swap reply {other:?}"))),
+        }
+    }
+
+    async fn scan(&self, prefix: &str, limit: usize) -> StoreResult<Vec<(String, Vec<u8>)>> {
+        let mut conn = self.conn.clone();
+        let full_prefix = self.key(MAP, "");
+        let pattern = glob_prefix(&format!("{full_prefix}{prefix}"));
+        let mut keys: Vec<String> = Vec::new();
+        let mut cursor: u64 = 0;
+        loop {
+            let mut step = redis::cmd("SCAN");
+            step.arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(SCAN_COUNT);
+            let (next, batch): (u64, Vec<String>) = bounded(step.query_async(&mut conn)).await?;
+            keys.extend(batch);
+            cursor = next;
+            if cursor == 0 || keys.len() >= limit {
+                break;
+            }
+        }
+        // SCAN may return a key twice.
+        keys.sort_unstable();
+        keys.dedup();
+        keys.truncate(limit);
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let values: Vec<Option<Vec<u8>>> = bounded(redis::cmd("MGET").arg(&keys).query_async(&mut conn)).await?;
+        // A key that expired between SCAN and MGET is simply gone.
+        Ok(keys
+            .into_iter()
+            .zip(values)
+            .filter_map(|(key, value)| Some((key.strip_prefix(&full_prefix)?.to_owned(), value?)))
+            .collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,10 +283,16 @@ mod tests {
     #[test]
     fn windows_round_trip_and_junk_is_refused() {
         let state = WindowState { window_start: UnixTime::from_millis(1_700_000_000_000), prev: 7, curr: 3 };
-        assert_eq!(decode(&encode(&state)), Some(state));
-        assert_eq!(decode(""), Some(WindowState::new()));
-        for junk in ["1:2", "1:2:3:4", "a:b:c", "-1:0:0"] {
-            assert_eq!(decode(junk), None, "{junk}");
+        assert_eq!(decode(Some(encode(&state).as_bytes())), Some(state));
+        assert_eq!(decode(None), Some(WindowState::new()));
+        for junk in ["", "1:2", "1:2:3:4", "a:b:c", "-1:0:0", "1:2:\u{fffd}"] {
+            assert_eq!(decode(Some(junk.as_bytes())), None, "{junk}");
         }
+    }
+
+    #[test]
+    fn scan_patterns_match_the_prefix_literally() {
+        assert_eq!(glob_prefix("p:friction:"), "p:friction:*");
+        assert_eq!(glob_prefix("a*b?c[d]e\\"), "a\\*b\\?c\\[d\\]e\\\\*");
     }
 }

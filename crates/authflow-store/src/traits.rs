@@ -116,6 +116,42 @@ pub trait ReplayStore: Send + Sync + std::fmt::Debug {
     async fn remember_once(&self, key: &str, expires_at: UnixTime, now: UnixTime) -> StoreResult<bool>;
 }
 
+/// Short-lived values that replicas share, by key: opaque bytes that always expire. The resource toolkit
+/// keeps introspection verdicts and friction states in one, so replicas of an MCP server agree. Redis
+/// implements it (feature `redis`); a single process needs none.
+#[async_trait]
+pub trait SharedMap: Send + Sync + std::fmt::Debug {
+    /// The live value of `key`.
+    async fn get(&self, key: &str) -> StoreResult<Option<Vec<u8>>>;
+
+    /// Set `key` to `value` for `ttl` (at least a millisecond).
+    async fn put(&self, key: &str, value: &[u8], ttl: std::time::Duration) -> StoreResult<()>;
+
+    /// Forget `key` (nothing happens if it is unknown).
+    async fn remove(&self, key: &str) -> StoreResult<()>;
+
+    /// **Atomically** set `key` to `new` for `ttl` if its live value is still `expected` (`None`: absent).
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: &[u8],
+        ttl: std::time::Duration,
+    ) -> StoreResult<Swap>;
+
+    /// Up to `limit` live entries whose key starts with `prefix`, in no particular order.
+    async fn scan(&self, prefix: &str, limit: usize) -> StoreResult<Vec<(String, Vec<u8>)>>;
+}
+
+/// The outcome of [`SharedMap::compare_and_swap`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Swap {
+    /// The new value is in place.
+    Done,
+    /// Somebody changed the value first; this is what is there now (`None`: absent), to decide again on.
+    Conflict(Option<Vec<u8>>),
+}
+
 /// Rate-limit windows, by key. The in-process [`MemoryRateLimiter`] is the default; a shared one (Redis)
 /// makes a limit hold across replicas.
 #[async_trait]

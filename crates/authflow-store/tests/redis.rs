@@ -8,7 +8,7 @@ use std::time::Duration;
 use authflow_core::ratelimit::{Decision, MemoryRateLimiter, RateLimit};
 use authflow_core::UnixTime;
 use authflow_store::redis::RedisShared;
-use authflow_store::{RateLimiter, ReplayStore};
+use authflow_store::{RateLimiter, ReplayStore, SharedMap, Swap};
 
 fn redis_url() -> String {
     std::env::var("AUTHFLOW_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
@@ -91,6 +91,96 @@ async fn decisions_match_the_in_process_limiter() {
         assert_eq!(shared, local, "step {step} at {at:?}");
     }
     redis.ping().await.unwrap();
+    redis.delete_all().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_shared_map_stores_expires_and_forgets() {
+    let redis = redis().await;
+    assert_eq!(redis.get("a").await.unwrap(), None);
+    redis.put("a", b"\x00binary\xff", Duration::from_secs(60)).await.unwrap();
+    assert_eq!(redis.get("a").await.unwrap().as_deref(), Some(&b"\x00binary\xff"[..]), "bytes round-trip");
+    redis.put("short", b"x", Duration::from_millis(100)).await.unwrap();
+    redis.put("zero", b"x", Duration::ZERO).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(redis.get("short").await.unwrap(), None, "expired");
+    assert_eq!(redis.get("zero").await.unwrap(), None, "a zero lifetime is the shortest one, not forever");
+    redis.remove("a").await.unwrap();
+    redis.remove("never-there").await.unwrap();
+    assert_eq!(redis.get("a").await.unwrap(), None);
+    redis.delete_all().await.unwrap();
+}
+
+#[tokio::test]
+async fn compare_and_swap_tells_absent_from_empty_and_returns_the_winner() {
+    let redis = redis().await;
+    let ttl = Duration::from_secs(60);
+    assert_eq!(redis.compare_and_swap("k", Some(b""), b"v1", ttl).await.unwrap(), Swap::Conflict(None));
+    assert_eq!(redis.compare_and_swap("k", None, b"", ttl).await.unwrap(), Swap::Done, "absent -> empty");
+    assert_eq!(redis.compare_and_swap("k", None, b"v1", ttl).await.unwrap(), Swap::Conflict(Some(Vec::new())));
+    assert_eq!(redis.compare_and_swap("k", Some(b""), b"v1", ttl).await.unwrap(), Swap::Done);
+    assert_eq!(
+        redis.compare_and_swap("k", Some(b"v0"), b"v2", ttl).await.unwrap(),
+        Swap::Conflict(Some(b"v1".to_vec()))
+    );
+    assert_eq!(redis.get("k").await.unwrap().as_deref(), Some(&b"v1"[..]), "a conflict writes nothing");
+    redis.delete_all().await.unwrap();
+}
+
+/// 4 workers × 25 read-modify-swap increments of one counter: none is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn compare_and_swap_loses_no_update_under_contention() {
+    let redis = redis().await;
+    let tasks: Vec<_> = (0..4)
+        .map(|_| {
+            let redis = redis.clone();
+            tokio::spawn(async move {
+                let mut conflicts = 0;
+                for _ in 0..25 {
+                    let mut seen = redis.get("counter").await.unwrap();
+                    loop {
+                        let n: u32 = seen.as_deref().map_or(0, |v| std::str::from_utf8(v).unwrap().parse().unwrap());
+                        let next = (n + 1).to_string();
+                        match redis
+                            .compare_and_swap("counter", seen.as_deref(), next.as_bytes(), Duration::from_secs(60))
+                            .await
+                            .unwrap()
+                        {
+                            Swap::Done => break,
+                            Swap::Conflict(theirs) => {
+                                conflicts += 1;
+                                seen = theirs;
+                            }
+                        }
+                    }
+                }
+                conflicts
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(redis.get("counter").await.unwrap().as_deref(), Some(&b"100"[..]));
+    redis.delete_all().await.unwrap();
+}
+
+#[tokio::test]
+async fn scan_finds_live_entries_under_a_literal_prefix() {
+    let redis = redis().await;
+    let ttl = Duration::from_secs(60);
+    for i in 0..30 {
+        redis.put(&format!("friction:{i}"), i.to_string().as_bytes(), ttl).await.unwrap();
+    }
+    redis.put("fric*:glob", b"g", ttl).await.unwrap();
+    redis.put("other:1", b"o", ttl).await.unwrap();
+    let mut found = redis.scan("friction:", 100).await.unwrap();
+    found.sort_by_key(|(_, v)| String::from_utf8(v.clone()).unwrap().parse::<u32>().unwrap());
+    assert_eq!(found.len(), 30);
+    assert_eq!(found[7], ("friction:7".to_owned(), b"7".to_vec()), "keys come back without the deployment prefix");
+    assert_eq!(redis.scan("friction:", 10).await.unwrap().len(), 10, "bounded");
+    assert_eq!(redis.scan("fric*", 100).await.unwrap(), vec![("fric*:glob".to_owned(), b"g".to_vec())], "no glob");
+    assert!(redis.scan("nothing:", 100).await.unwrap().is_empty());
     redis.delete_all().await.unwrap();
 }
 

@@ -120,6 +120,8 @@ pub struct GatewayConfig {
     pub allow_private_upstream: bool,
     /// Longest wait for the upstream's response headers, in seconds.
     pub upstream_timeout_secs: u64,
+    /// Redis shared by the gateway's replicas (introspection verdicts, friction states).
+    pub redis: Option<String>,
 }
 
 impl Default for GatewayConfig {
@@ -136,6 +138,7 @@ impl Default for GatewayConfig {
             jwt: false,
             allow_private_upstream: false,
             upstream_timeout_secs: 60,
+            redis: None,
         }
     }
 }
@@ -277,6 +280,7 @@ const OPTIONAL_KEYS: &[(&str, &str, bool)] = &[
     ("gateway", "resource", true),
     ("gateway", "introspection_client_id", true),
     ("gateway", "introspection_client_secret", true),
+    ("gateway", "redis", true),
 ];
 
 /// Apply `AUTHFLOW_*` variables to the table; returns warnings for variables naming no known key.

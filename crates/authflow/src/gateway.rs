@@ -2,6 +2,7 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use authflow_core::friction::FrictionConfig;
@@ -9,8 +10,9 @@ use authflow_core::ssrf::{IpNetwork, SsrfPolicy};
 use authflow_gateway::Gateway;
 use authflow_resource::{
     FrictionController, IntrospectionVerifier, JwtOrIntrospection, JwtVerifier, ProtectedResource, SafeHttpClient,
-    TokenVerifier,
+    SharedMap, TokenVerifier,
 };
+use authflow_store::redis::RedisShared;
 use clap::Args;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -65,6 +67,10 @@ pub struct GatewayArgs {
     /// [default: 60].
     #[arg(long, env = "AUTHFLOW_GATEWAY_UPSTREAM_TIMEOUT_SECS", value_name = "SECS")]
     pub upstream_timeout_secs: Option<u64>,
+    /// Redis shared by the gateway's replicas, e.g. redis://127.0.0.1:6379: introspection verdicts and
+    /// friction states are shared, so N replicas act as one [default: each replica on its own].
+    #[arg(long, env = "AUTHFLOW_GATEWAY_REDIS", value_name = "URL", hide_env_values = true)]
+    pub redis: Option<String>,
 }
 
 impl GatewayArgs {
@@ -80,6 +86,7 @@ impl GatewayArgs {
         some(self.resource, &mut config.resource);
         some(self.introspection_client_id, &mut config.introspection_client_id);
         some(self.introspection_client_secret, &mut config.introspection_client_secret);
+        some(self.redis, &mut config.redis);
         if let Some(listen) = self.listen {
             config.listen = listen;
         }
@@ -112,19 +119,27 @@ fn is_loopback_url(url: &Url) -> bool {
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The verifier the flags ask for.
-fn verifier(config: &GatewayConfig, issuer: &Url, resource: &str) -> Result<Box<dyn TokenVerifier>, BoxError> {
+fn verifier(
+    config: &GatewayConfig,
+    issuer: &Url,
+    resource: &str,
+    shared: Option<Arc<dyn SharedMap>>,
+) -> Result<Box<dyn TokenVerifier>, BoxError> {
     // Calls to the authorization server go through the SSRF-safe client; plain http only for loopback.
     let policy = if is_loopback_url(issuer) { SsrfPolicy::development() } else { SsrfPolicy::strict() };
     let http = SafeHttpClient::new(policy)?;
     let issuer_id = issuer.as_str().trim_end_matches('/').to_owned();
     let introspection = match (&config.introspection_client_id, &config.introspection_client_secret) {
-        (Some(id), Some(secret)) => Some(
-            IntrospectionVerifier::builder(format!("{issuer_id}/introspect").parse()?, resource)
+        (Some(id), Some(secret)) => {
+            let mut builder = IntrospectionVerifier::builder(format!("{issuer_id}/introspect").parse()?, resource)
                 .client_secret_basic(id, secret)
                 .issuer(issuer_id.as_str())
-                .http_client(http.clone())
-                .build()?,
-        ),
+                .http_client(http.clone());
+            if let Some(shared) = shared {
+                builder = builder.shared_cache(shared);
+            }
+            Some(builder.build()?)
+        }
         _ => None,
     };
     let jwt = if config.jwt {
@@ -168,7 +183,7 @@ pub async fn gateway(config: GatewayConfig, friction: Option<FrictionConfig>) ->
     if config.introspection_client_id.is_some() != config.introspection_client_secret.is_some() {
         return Err("--introspection-client-id and --introspection-client-secret go together".into());
     }
-    let friction = friction
+    let mut friction = friction
         .map(FrictionController::new)
         .transpose()
         .map_err(|e| format!("invalid [friction] configuration: {e}"))?;
@@ -189,7 +204,22 @@ pub async fn gateway(config: GatewayConfig, friction: Option<FrictionConfig>) ->
     let metadata = ProtectedResource::new(&resource)?
         .authorization_server(issuer.as_str().trim_end_matches('/'))
         .scopes_supported(&advertised);
-    let verifier = verifier(&config, &issuer, &resource)?;
+    let shared = match &config.redis {
+        Some(url) => {
+            // Replicas protect one resource, so it names their keyspace.
+            let prefix = format!("authflow-gateway:{resource}:");
+            let redis = RedisShared::connect(url, &prefix)
+                .await
+                .map_err(|e| format!("cannot connect to Redis at {}: {e}", crate::serve::redact_url(url)))?;
+            tracing::info!("introspection verdicts and friction states are shared through Redis");
+            Some(Arc::new(redis) as Arc<dyn SharedMap>)
+        }
+        None => None,
+    };
+    if let Some(shared) = &shared {
+        friction = friction.map(|f| f.shared_state(shared.clone()));
+    }
+    let verifier = verifier(&config, &issuer, &resource, shared)?;
 
     let mut policy = SsrfPolicy::development();
     if config.allow_private_upstream {

@@ -117,7 +117,7 @@ fn policy(config: &Config) -> Result<Policy, String> {
 }
 
 /// A database URL with any password removed, for error messages.
-fn redact_url(url: &str) -> String {
+pub(crate) fn redact_url(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut u) if u.password().is_some() => {
             let _ = u.set_password(Some("***"));

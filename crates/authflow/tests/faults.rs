@@ -87,6 +87,13 @@ async fn losing_redis_is_a_503_and_its_return_is_noticed() {
     assert!(retry_after.is_some(), "503 carries Retry-After");
     let not_ready = http.get(format!("{base}/ready")).send().await.unwrap();
     assert_eq!(not_ready.status(), 503, "/ready says so");
+    let metrics = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    let refused: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("authflow_storage_unavailable_total "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no outage counter in:\n{metrics}"));
+    assert!(refused >= 1, "the 503 is counted:\n{metrics}");
 
     redis = redis_server(redis_port);
     wait_until("the server ready again", ready).await;

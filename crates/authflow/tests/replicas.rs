@@ -327,3 +327,90 @@ async fn two_replicas_behave_as_one_server() {
     }
     c.stop().await;
 }
+
+/// An `authflow gateway` process in front of `upstream`, sharing Redis with its sibling.
+struct GatewayProcess {
+    child: Child,
+    base: String,
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl GatewayProcess {
+    async fn start(issuer: &str, upstream: &str, resource: &str, introspector: &(String, String)) -> GatewayProcess {
+        let port = free_port();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_authflow"));
+        for (k, _) in std::env::vars() {
+            if k.starts_with("AUTHFLOW_") || k == "REDIS_URL" {
+                cmd.env_remove(k);
+            }
+        }
+        let child = cmd
+            .args(["gateway", "--listen", &format!("127.0.0.1:{port}"), "--upstream", upstream, "--issuer", issuer])
+            .args(["--resource", resource, "--redis", &redis_url()])
+            .args(["--introspection-client-id", &introspector.0, "--introspection-client-secret", &introspector.1])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let gateway = GatewayProcess { child, base: format!("http://127.0.0.1:{port}") };
+        let http = reqwest::Client::new();
+        let metadata = format!("{}/.well-known/oauth-protected-resource/mcp", gateway.base);
+        for _ in 0..300 {
+            if http.get(&metadata).send().await.is_ok_and(|r| r.status() == 200) {
+                return gateway;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the gateway on port {port} never answered");
+    }
+}
+
+/// `authflow_introspections_total{active="true"}` of one authorization-server replica.
+async fn active_introspections(http: &reqwest::Client, replica: &Replica) -> u64 {
+    let text = http.get(replica.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("authflow_introspections_total{active=\"true\"} "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no introspection counter in:\n{text}"))
+}
+
+/// Two gateway replicas with `--redis` in front of one MCP server: a token introspected through one is
+/// not asked about again through the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn gateway_replicas_share_introspection_verdicts() {
+    let c = Cluster::start().await;
+    let introspector = c.add_client(ClientAuthMethod::ClientSecretBasic, &[GrantType::ClientCredentials], None).await;
+    let service = c.add_client(ClientAuthMethod::ClientSecretBasic, &[GrantType::ClientCredentials], None).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = format!("http://{}/mcp", listener.local_addr().unwrap());
+    let app = axum::Router::new().route("/mcp", axum::routing::post(|| async { axum::Json(json!({"ok": true})) }));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    // The clients' resource; the gateways name their Redis keyspace after it (cleaned up below).
+    let resource = "https://mcp.example/mcp";
+    let (one, two) = tokio::join!(
+        GatewayProcess::start(&c.issuer, &upstream, resource, &introspector),
+        GatewayProcess::start(&c.issuer, &upstream, resource, &introspector),
+    );
+
+    let form = [("grant_type", "client_credentials"), ("resource", resource)];
+    let (status, body) = c.post(&c.a, "/token", &form, Some((&service.0, &service.1))).await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["access_token"].as_str().unwrap();
+    let before = active_introspections(&c.http, &c.a).await + active_introspections(&c.http, &c.b).await;
+    for gateway in [&one, &two, &one, &two] {
+        let r = c.http.post(format!("{}/mcp", gateway.base)).bearer_auth(token).json(&json!({})).send().await.unwrap();
+        assert_eq!(r.status(), 200, "through {}", gateway.base);
+    }
+    let after = active_introspections(&c.http, &c.a).await + active_introspections(&c.http, &c.b).await;
+    assert_eq!(after - before, 1, "four requests through two gateways, one introspection");
+    drop((one, two));
+    let prefix = format!("authflow-gateway:{resource}:");
+    authflow_store::redis::RedisShared::connect(&redis_url(), &prefix).await.unwrap().delete_all().await.unwrap();
+    c.stop().await;
+}

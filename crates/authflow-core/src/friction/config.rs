@@ -211,7 +211,30 @@ fn is_target(t: f64) -> bool {
     t.is_finite() && t > 0.0 && t <= 1.0
 }
 
+/// The longest an idle client's state is kept by a store that forgets by age (e.g. Redis).
+const MAX_IDLE_STATE_LIFETIME: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
 impl FrictionConfig {
+    /// How long an idle client's state still matters, for stores that forget by age: until a full friction
+    /// has decayed below LOW and a spent budget has refilled, and never less than the penalty cool-down
+    /// (forgetting must not be an escape that eviction is not). Capped at a week, reached when nothing
+    /// decays.
+    pub fn idle_state_lifetime(&self) -> std::time::Duration {
+        let cap = MAX_IDLE_STATE_LIFETIME.as_secs_f64();
+        let decay = if self.time_decay_rate > 0.0 {
+            (1.0 / super::decision::LOW_THRESHOLD).ln() / self.time_decay_rate
+        } else {
+            cap
+        };
+        let refill = match &self.budget {
+            Some(b) if b.refill_per_sec > 0.0 => b.capacity / b.refill_per_sec,
+            Some(_) => cap,
+            None => 0.0,
+        };
+        let secs = decay.max(refill).max(self.penalty_cooldown_secs as f64).min(cap);
+        std::time::Duration::from_secs_f64(secs.ceil())
+    }
+
     /// Check every value; the controller only accepts a configuration that passes.
     pub fn validate(&self) -> Result<(), FrictionConfigError> {
         let count = |v: usize| v as f64;
@@ -289,5 +312,24 @@ impl FrictionConfig {
         all.sort_unstable();
         all.dedup();
         all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn idle_states_live_until_friction_and_budget_have_recovered() {
+        let mut c = FrictionConfig::default();
+        // ln(10) / 0.001 = 2302.6 s of decay, below the one-hour cool-down.
+        assert_eq!(c.idle_state_lifetime(), Duration::from_secs(3_600));
+        c.penalty_cooldown_secs = 60;
+        assert_eq!(c.idle_state_lifetime(), Duration::from_secs(2_303));
+        c.budget = Some(BudgetConfig { capacity: 100.0, refill_per_sec: 0.01 });
+        assert_eq!(c.idle_state_lifetime(), Duration::from_secs(10_000), "the budget refills last");
+        c.time_decay_rate = 0.0;
+        assert_eq!(c.idle_state_lifetime(), Duration::from_secs(7 * 24 * 3600), "no decay: the cap");
     }
 }

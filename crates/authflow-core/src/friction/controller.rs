@@ -142,7 +142,9 @@ impl<S: FrictionStore> Controller<S> {
         self.status_of(&stored_id(client_id), &ClientState::new(), UnixTime::EPOCH)
     }
 
-    fn status_of(&self, id: &str, state: &ClientState, now: UnixTime) -> ClientStatus {
+    /// The friction of a state kept elsewhere (see [`evaluate`](Self::evaluate)) as of `now`, under the id
+    /// it is stored as.
+    pub fn status_of(&self, id: &str, state: &ClientState, now: UnixTime) -> ClientStatus {
         let mut state = state.clone();
         state.align(&self.policy);
         self.policy.decay(&mut state, now);

@@ -57,4 +57,4 @@ pub use decision::{
     Call, Decision, Eviction, Level, Refusal, SaturationEvent, BLOCKED_THRESHOLD, HIGH_THRESHOLD, LOW_THRESHOLD,
 };
 pub use state::{ClientState, ToolView};
-pub use store::{FrictionStore, MemoryStore, StoreOutcome, MAX_INLINE_CLIENT_ID_LEN};
+pub use store::{stored_id, FrictionStore, MemoryStore, StoreOutcome, MAX_INLINE_CLIENT_ID_LEN};

@@ -54,8 +54,9 @@ pub trait FrictionStore: fmt::Debug + Send {
     }
 }
 
-/// The id as stored: itself when short, else a digest form that no short id can equal.
-pub(crate) fn stored_id(client_id: &str) -> std::borrow::Cow<'_, str> {
+/// The id as stored: itself when short, else a digest form that no short id can equal. Stores of your own
+/// should key by it too, so their memory per client is bounded.
+pub fn stored_id(client_id: &str) -> std::borrow::Cow<'_, str> {
     if client_id.len() <= MAX_INLINE_CLIENT_ID_LEN {
         std::borrow::Cow::Borrowed(client_id)
     } else {

@@ -137,7 +137,7 @@ where
                 Message::Other => {}
                 Message::BatchedToolCall => return Ok(json_response(StatusCode::OK, &jsonrpc::batch_refusal())),
                 Message::ToolCall { id, tool, justification } => {
-                    let decision = controller.check_justified(&key, &tool, justification.as_deref());
+                    let decision = controller.check_justified(&key, &tool, justification.as_deref()).await;
                     if !decision.allowed {
                         return Ok(json_response(StatusCode::OK, &jsonrpc::refusal(&id, &decision)));
                     }

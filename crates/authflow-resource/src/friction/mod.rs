@@ -57,15 +57,30 @@
 //! `GET /friction` answers `{"clients": [{"client_id", "subject", "calls", "tools": [{"tool", "level",
 //! "friction", "ema", "target"}]}]}` with `Cache-Control: no-store`. A caller sees only its own entry; a
 //! token with the admin scope (`friction:admin` unless changed with [`FrictionController::admin_scope`])
-//! sees every client in memory. The route reads the [`VerifiedToken`], so it must be mounted behind the
-//! bearer layer; without one it answers 500 (a configuration error), never somebody's state.
+//! sees every client known (in memory, or up to `max_clients` of the shared store). The route reads the
+//! [`VerifiedToken`], so it must be mounted behind the bearer layer; without one it answers 500 (a
+//! configuration error), never somebody's state.
+//!
+//! ## Replicas
+//! By default each process keeps its own states, so a client spreading its calls over N replicas of an MCP
+//! server meets 1/N of the friction. [`FrictionController::shared_state`] keeps them in a [`SharedMap`]
+//! (Redis) instead: each check loads the client's state, runs the controller on it and writes it back with
+//! a compare-and-swap, deciding again if another replica wrote first, so no call goes uncounted. States
+//! live [`FrictionConfig::idle_state_lifetime`] after a client's last call (the store forgets by age rather
+//! than by eviction). When the shared store fails, checks fall back to this process's own states with a
+//! warning: friction degrades to per-replica, MCP calls keep working.
 
 mod jsonrpc;
 mod layer;
 
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
-use authflow_core::friction::{Call, ClientStatus, Controller, Decision, FrictionConfig, FrictionConfigError};
+use authflow_core::friction::{
+    stored_id, Call, ClientState, ClientStatus, Controller, Decision, FrictionConfig, FrictionConfigError,
+};
+use authflow_core::{TokenHash, UnixTime};
+use authflow_store::{SharedMap, StoreError, Swap};
 use axum::http::{header, HeaderValue};
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -89,6 +104,7 @@ pub struct FrictionController {
     inner: Arc<Mutex<Controller>>,
     clock: Arc<dyn Clock>,
     admin_scope: Option<Arc<str>>,
+    shared: Option<Arc<SharedStates>>,
 }
 
 impl std::fmt::Debug for FrictionController {
@@ -96,7 +112,51 @@ impl std::fmt::Debug for FrictionController {
         f.debug_struct("FrictionController")
             .field("clock", &self.clock)
             .field("admin_scope", &self.admin_scope)
+            .field("shared", &self.shared)
             .finish_non_exhaustive()
+    }
+}
+
+/// Client states kept in a [`SharedMap`] (see [Replicas](self#replicas)).
+#[derive(Debug)]
+struct SharedStates {
+    map: Arc<dyn SharedMap>,
+    ttl: Duration,
+    max_clients: usize,
+    /// Checks of one client in this process take turns (by stripe), so compare-and-swap conflicts only
+    /// come from other replicas.
+    turns: Vec<tokio::sync::Mutex<()>>,
+}
+
+/// Stripes of [`SharedStates::turns`].
+const TURN_STRIPES: usize = 64;
+
+/// Where a client's state lives in the shared map: a digest, so any id makes a short key.
+const SHARED_PREFIX: &str = "friction:";
+
+/// How many times a contended state is decided again before falling back to the local one (each retry
+/// means another replica checked a call of the same client meanwhile).
+const MAX_ATTEMPTS: usize = 16;
+
+/// A state as shared, with the id it belongs to (keys are digests).
+#[derive(Serialize, serde::Deserialize)]
+struct SharedState {
+    id: String,
+    state: ClientState,
+}
+
+impl SharedStates {
+    fn key(digest: &TokenHash) -> String {
+        format!("{SHARED_PREFIX}{}", digest.to_hex())
+    }
+
+    /// The state stored for `id`, or a fresh one for anything else (absent, junk, another id).
+    fn decode(stored: Option<&[u8]>, id: &str) -> ClientState {
+        stored
+            .and_then(|bytes| serde_json::from_slice::<SharedState>(bytes).ok())
+            .filter(|s| s.id == id)
+            .map(|s| s.state)
+            .unwrap_or_default()
     }
 }
 
@@ -116,7 +176,21 @@ impl FrictionController {
             inner: Arc::new(Mutex::new(Controller::new(config)?)),
             clock: Arc::new(SystemClock),
             admin_scope: Some(Arc::from(DEFAULT_ADMIN_SCOPE)),
+            shared: None,
         })
+    }
+
+    /// Keep client states in `map` (e.g. `authflow_store::redis::RedisShared`), shared by every replica
+    /// given the same map (see [Replicas](self#replicas)).
+    pub fn shared_state(mut self, map: Arc<dyn SharedMap>) -> Self {
+        let config = self.config();
+        self.shared = Some(Arc::new(SharedStates {
+            map,
+            ttl: config.idle_state_lifetime(),
+            max_clients: config.max_clients,
+            turns: (0..TURN_STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
+        }));
+        self
     }
 
     /// Read time from `clock` (tests use a [`ManualClock`](crate::clock::ManualClock)).
@@ -147,29 +221,100 @@ impl FrictionController {
     }
 
     /// Check and record one call of the client keyed `client_key` now, emitting the events.
-    pub fn check(&self, client_key: &str, call: Call<'_>) -> Decision {
-        self.check_justified(client_key, call.tool, None)
+    pub async fn check(&self, client_key: &str, call: Call<'_>) -> Decision {
+        let decision = self.decide(client_key, call).await;
+        emit(&decision, None);
+        decision
     }
 
     /// [`check`](Self::check) with the justification text, if any, for the `friction_justification` event.
-    pub(crate) fn check_justified(&self, client_key: &str, tool: &str, justification: Option<&str>) -> Decision {
-        let now = self.clock.now();
+    pub(crate) async fn check_justified(&self, client_key: &str, tool: &str, justification: Option<&str>) -> Decision {
         let call = Call::new(tool).justified(justification.is_some());
-        let decision = self.lock().check(client_key, call, now);
+        let decision = self.decide(client_key, call).await;
         emit(&decision, justification);
         decision
     }
 
     /// Check and record one call of the client `token` identifies; `None` if it names no client.
-    pub fn check_token(&self, token: &VerifiedToken, call: Call<'_>) -> Option<Decision> {
-        client_key(token).map(|key| self.lock().check(&key, call, self.clock.now())).inspect(|d| emit(d, None))
+    pub async fn check_token(&self, token: &VerifiedToken, call: Call<'_>) -> Option<Decision> {
+        let key = client_key(token)?;
+        Some(self.check(&key, call).await)
+    }
+
+    async fn decide(&self, client_key: &str, call: Call<'_>) -> Decision {
+        let now = self.clock.now();
+        if let Some(shared) = &self.shared {
+            match self.decide_shared(shared, client_key, call, now).await {
+                Ok(decision) => return decision,
+                Err(error) => {
+                    tracing::warn!(target: TARGET, %error, "shared friction state unavailable; using this replica's")
+                }
+            }
+        }
+        self.lock().check(client_key, call, now)
+    }
+
+    /// Load, decide, compare-and-swap; on a conflict decide again on what the other replica wrote.
+    async fn decide_shared(
+        &self,
+        shared: &SharedStates,
+        client_key: &str,
+        call: Call<'_>,
+        now: UnixTime,
+    ) -> Result<Decision, StoreError> {
+        let id = stored_id(client_key);
+        let digest = TokenHash::of(&id);
+        let key = SharedStates::key(&digest);
+        let stripe = usize::from(digest.as_bytes()[0]) % shared.turns.len();
+        let _turn = shared.turns[stripe].lock().await;
+        let mut stored = shared.map.get(&key).await?;
+        for _ in 0..MAX_ATTEMPTS {
+            let mut state = SharedStates::decode(stored.as_deref(), &id);
+            let decision = self.lock().evaluate(&mut state, &id, call, now);
+            let bytes = serde_json::to_vec(&SharedState { id: id.clone().into_owned(), state })
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            match shared.map.compare_and_swap(&key, stored.as_deref(), &bytes, shared.ttl).await? {
+                Swap::Done => return Ok(decision),
+                Swap::Conflict(theirs) => stored = theirs,
+            }
+        }
+        Err(StoreError::unavailable(std::io::Error::other("friction state too contended")))
     }
 
     /// The friction of the client `token` identifies, as of now (every tool at rest if unknown).
-    pub fn status_of(&self, token: &VerifiedToken) -> Option<ClientStatus> {
+    pub async fn status_of(&self, token: &VerifiedToken) -> Option<ClientStatus> {
         let key = client_key(token)?;
+        let now = self.clock.now();
+        if let Some(shared) = &self.shared {
+            let id = stored_id(&key);
+            match shared.map.get(&SharedStates::key(&TokenHash::of(&id))).await {
+                Ok(stored) => {
+                    let state = SharedStates::decode(stored.as_deref(), &id);
+                    return Some(self.lock().status_of(&id, &state, now));
+                }
+                Err(error) => tracing::warn!(target: TARGET, %error, "shared friction state unavailable"),
+            }
+        }
         let controller = self.lock();
-        Some(controller.status(&key, self.clock.now()).unwrap_or_else(|| controller.fresh_status(&key)))
+        Some(controller.status(&key, now).unwrap_or_else(|| controller.fresh_status(&key)))
+    }
+
+    /// Every known client's friction, most recently seen first.
+    async fn statuses(&self) -> Vec<ClientStatus> {
+        let now = self.clock.now();
+        if let Some(shared) = &self.shared {
+            match shared.map.scan(SHARED_PREFIX, shared.max_clients).await {
+                Ok(entries) => {
+                    let mut states: Vec<SharedState> =
+                        entries.iter().filter_map(|(_, bytes)| serde_json::from_slice(bytes).ok()).collect();
+                    states.sort_by_key(|s| std::cmp::Reverse(s.state.last_seen()));
+                    let controller = self.lock();
+                    return states.iter().map(|s| controller.status_of(&s.id, &s.state, now)).collect();
+                }
+                Err(error) => tracing::warn!(target: TARGET, %error, "shared friction state unavailable"),
+            }
+        }
+        self.lock().statuses(now)
     }
 
     /// The route `GET /friction` (see the [module docs](self#the-status-route)). Mount it behind the
@@ -180,17 +325,17 @@ impl FrictionController {
             "/friction",
             get(move |token: VerifiedToken| {
                 let controller = controller.clone();
-                async move { controller.status_response(&token) }
+                async move { controller.status_response(&token).await }
             }),
         )
     }
 
-    fn status_response(&self, token: &VerifiedToken) -> axum::response::Response {
+    async fn status_response(&self, token: &VerifiedToken) -> axum::response::Response {
         let admin = self.admin_scope.as_deref().is_some_and(|scope| token.has_scope(scope));
         let clients: Vec<StatusEntry> = if admin {
-            self.lock().statuses(self.clock.now()).into_iter().map(StatusEntry::from).collect()
+            self.statuses().await.into_iter().map(StatusEntry::from).collect()
         } else {
-            self.status_of(token).into_iter().map(StatusEntry::from).collect()
+            self.status_of(token).await.into_iter().map(StatusEntry::from).collect()
         };
         let mut response = Json(StatusPage { clients }).into_response();
         response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -321,22 +466,26 @@ mod tests {
             ..FrictionConfig::default()
         };
         let friction = FrictionController::new(config).unwrap().with_clock(clock.clone());
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        // A current-thread runtime polls on this thread, where the subscriber is the default.
         tracing::subscriber::with_default(subscriber, || {
-            let key = |sub: &str| client_key(&VerifiedToken::new(sub).with_client_id("app")).unwrap();
-            let (alice, bob) = (key("alice"), key("bob"));
-            let mut justified = false;
-            // 40 % deletes, justified: HIGH calls pass with the text logged; saturation relief engages.
-            for n in 0..150 {
-                clock.advance(Duration::from_millis(100));
-                let tool = if n % 5 < 2 { "delete_note" } else { "list_notes" };
-                let d = friction.check_justified(&alice, tool, Some("the user asked"));
-                justified |= d.justified;
-            }
-            assert!(justified);
-            while friction.check(&alice, Call::new("delete_note")).allowed {}
-            // Bob evicts the penalised Alice, who then comes back from the penalty box.
-            assert!(friction.check(&bob, Call::new("list_notes")).evicted.is_some());
-            assert!(friction.check(&alice, Call::new("list_notes")).restored);
+            runtime.block_on(async {
+                let key = |sub: &str| client_key(&VerifiedToken::new(sub).with_client_id("app")).unwrap();
+                let (alice, bob) = (key("alice"), key("bob"));
+                let mut justified = false;
+                // 40 % deletes, justified: HIGH calls pass with the text logged; saturation relief engages.
+                for n in 0..150 {
+                    clock.advance(Duration::from_millis(100));
+                    let tool = if n % 5 < 2 { "delete_note" } else { "list_notes" };
+                    let d = friction.check_justified(&alice, tool, Some("the user asked")).await;
+                    justified |= d.justified;
+                }
+                assert!(justified);
+                while friction.check(&alice, Call::new("delete_note")).await.allowed {}
+                // Bob evicts the penalised Alice, who then comes back from the penalty box.
+                assert!(friction.check(&bob, Call::new("list_notes")).await.evicted.is_some());
+                assert!(friction.check(&alice, Call::new("list_notes")).await.restored);
+            })
         });
         let logs = String::from_utf8(captured.0.lock().unwrap_or_else(PoisonError::into_inner).clone()).unwrap();
         for (event, fields) in [
