@@ -42,48 +42,50 @@ pub struct TokenRequest<'a> {
     pub resources: Vec<String>,
 }
 
-/// A new grant for `client_id`, living `ttl` (never longer than the policy's grant lifetime).
-pub async fn new_grant(
-    state: &AppState,
-    client_id: &str,
-    subject: Option<&str>,
-    ttl: Duration,
-) -> Result<Grant, ApiError> {
+/// A grant for `client_id`, living `ttl` (never longer than the policy's grant lifetime), not yet stored.
+pub fn grant_record(state: &AppState, client_id: &str, subject: Option<&str>, ttl: Duration) -> Grant {
     let now = state.clock.now();
-    let grant = Grant {
+    Grant {
         id: SecretToken::generate(TokenKind::Grant, &mut OsEntropy).expose().to_owned(),
         client_id: client_id.to_owned(),
         subject: subject.map(str::to_owned),
         created_at: now,
         expires_at: now + ttl.min(state.policy.grant_ttl),
         revoked_at: None,
-    };
+    }
+}
+
+/// A new, stored grant (see [`grant_record`]).
+pub async fn new_grant(
+    state: &AppState,
+    client_id: &str,
+    subject: Option<&str>,
+    ttl: Duration,
+) -> Result<Grant, ApiError> {
+    let grant = grant_record(state, client_id, subject, ttl);
     state.store.insert_grant(&grant).await?;
     Ok(grant)
 }
 
-/// Store a new access token; returns it with its lifetime in seconds.
-pub async fn access_token(state: &AppState, req: &TokenRequest<'_>) -> Result<(SecretToken, u64), ApiError> {
+/// A new access token and its record (not yet stored).
+async fn access_token(state: &AppState, req: &TokenRequest<'_>) -> Result<(SecretToken, AccessToken), ApiError> {
     let now = state.clock.now();
     let expires_at = (now + state.policy.access_token_ttl).min(req.grant.expires_at);
     let token = match state.policy.access_token_format {
         AccessTokenFormat::Opaque => SecretToken::generate(TokenKind::AccessToken, &mut OsEntropy),
         AccessTokenFormat::Jwt => SecretToken::from_presented(jwt_access_token(state, req, now, expires_at).await?),
     };
-    state
-        .store
-        .insert_access_token(&AccessToken {
-            token_hash: token.hash(),
-            grant_id: req.grant.id.clone(),
-            client_id: req.grant.client_id.clone(),
-            subject: req.grant.subject.clone(),
-            scope: req.scope.clone(),
-            resources: req.resources.clone(),
-            issued_at: now,
-            expires_at,
-        })
-        .await?;
-    Ok((token, now.saturating_until(expires_at).as_secs()))
+    let record = AccessToken {
+        token_hash: token.hash(),
+        grant_id: req.grant.id.clone(),
+        client_id: req.grant.client_id.clone(),
+        subject: req.grant.subject.clone(),
+        scope: req.scope.clone(),
+        resources: req.resources.clone(),
+        issued_at: now,
+        expires_at,
+    };
+    Ok((token, record))
 }
 
 /// An RFC 9068 access token. Without a resource its audience is the issuer (usable at `/userinfo`).
@@ -144,15 +146,33 @@ pub async fn respond(
     req: TokenRequest<'_>,
     refresh: Option<SecretToken>,
 ) -> Result<TokenResponse, ApiError> {
-    let (access, expires_in) = access_token(state, &req).await?;
-    Ok(TokenResponse {
+    let (access, record) = access_token(state, &req).await?;
+    state.store.insert_access_token(&record).await?;
+    Ok(response(access, &record, req, refresh))
+}
+
+/// [`respond`] for a grant not stored yet (`grant_record`), stored with the token in one write.
+pub async fn respond_with_new_grant(state: &AppState, req: TokenRequest<'_>) -> Result<TokenResponse, ApiError> {
+    let (access, record) = access_token(state, &req).await?;
+    state.store.insert_grant_with_access_token(req.grant, &record).await?;
+    Ok(response(access, &record, req, None))
+}
+
+fn response(
+    access: SecretToken,
+    record: &AccessToken,
+    req: TokenRequest<'_>,
+    refresh: Option<SecretToken>,
+) -> TokenResponse {
+    let expires_in = record.issued_at.saturating_until(record.expires_at).as_secs();
+    TokenResponse {
         access_token: access.expose().to_owned(),
         token_type: "Bearer",
         expires_in,
         refresh_token: refresh.map(|r| r.expose().to_owned()),
         scope: req.scope.map(|s| s.to_string()),
         id_token: None,
-    })
+    }
 }
 
 /// An OpenID Connect ID token for the user who approved `code`, bound to the access token sent with it.

@@ -177,6 +177,6 @@ async fn client_credentials(
     let resources = rules::decide_resources(state, &client.client, params.get("resource"))?;
     // The grant holds only this token; a little slack keeps it from capping the token's own lifetime.
     let ttl = state.policy.access_token_ttl + state.policy.clock_skew;
-    let grant = issue::new_grant(state, client.id(), None, ttl).await?;
-    issue::respond(state, TokenRequest { grant: &grant, scope, resources }, None).await
+    let grant = issue::grant_record(state, client.id(), None, ttl);
+    issue::respond_with_new_grant(state, TokenRequest { grant: &grant, scope, resources }).await
 }

@@ -229,6 +229,26 @@ impl TokenStore for MemoryStore {
         Ok(())
     }
 
+    async fn insert_grant_with_access_token(&self, grant: &Grant, token: &AccessToken) -> StoreResult<()> {
+        // One lock for both: nobody sees the grant without its token.
+        let mut s = self.lock();
+        if s.grants.contains_key(&grant.id) {
+            return Err(StoreError::Conflict("grant"));
+        }
+        if s.access.contains_key(&token.token_hash) {
+            return Err(StoreError::Conflict("access token"));
+        }
+        s.require_client("grant", &grant.client_id)?;
+        // The checks `insert_access_token` makes, with the new grant counted as existing.
+        if token.grant_id != grant.id {
+            s.require_grant("access token", &token.grant_id, &token.client_id)?;
+        }
+        s.require_client("access token", &token.client_id)?;
+        s.grants.insert(grant.id.clone(), grant.clone());
+        s.access.insert(token.token_hash, (token.clone(), None));
+        Ok(())
+    }
+
     async fn find_access_token(&self, token_hash: &TokenHash, now: UnixTime) -> StoreResult<Option<AccessToken>> {
         let s = self.lock();
         Ok(s.access

@@ -51,6 +51,9 @@ impl PostgresStore {
             // While the database is away, requests fail fast (503 + Retry-After) instead of queueing for
             // sqlx's default 30 s; the pool reconnects by itself when it is back.
             .acquire_timeout(Duration::from_secs(3))
+            // sqlx already pings every connection as it returns to the pool (closing one that fails); a
+            // second ping at each checkout would add a round trip to every query.
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .map_err(StoreError::unavailable)?;

@@ -615,6 +615,30 @@ macro_rules! impl_sql_store {
                     .bind(sql::millis(expires_at))
             }
 
+            fn access_query<'q>(t: &'q AccessToken) -> Query<'q> {
+                token_query(
+                    sql::INSERT_ACCESS_TOKEN,
+                    &t.token_hash,
+                    &t.grant_id,
+                    &t.client_id,
+                    t.subject.as_deref(),
+                    &t.scope,
+                    &t.resources,
+                    t.issued_at,
+                    t.expires_at,
+                )
+            }
+
+            fn grant_query<'q>(grant: &'q Grant) -> Query<'q> {
+                sqlx::query(sql::INSERT_GRANT)
+                    .bind(grant.id.as_str())
+                    .bind(grant.client_id.as_str())
+                    .bind(grant.subject.as_deref())
+                    .bind(sql::millis(grant.created_at))
+                    .bind(sql::millis(grant.expires_at))
+                    .bind(sql::opt_millis(grant.revoked_at))
+            }
+
             fn refresh_query<'q>(t: &'q RefreshToken) -> Query<'q> {
                 token_query(
                     sql::INSERT_REFRESH_TOKEN,
@@ -748,16 +772,16 @@ macro_rules! impl_sql_store {
             #[async_trait]
             impl TokenStore for $store {
                 async fn insert_grant(&self, grant: &Grant) -> StoreResult<()> {
-                    sqlx::query(sql::INSERT_GRANT)
-                        .bind(grant.id.as_str())
-                        .bind(grant.client_id.as_str())
-                        .bind(grant.subject.as_deref())
-                        .bind(sql::millis(grant.created_at))
-                        .bind(sql::millis(grant.expires_at))
-                        .bind(sql::opt_millis(grant.revoked_at))
-                        .execute(self.writer())
-                        .await
-                        .map_err(db_error("grant"))?;
+                    grant_query(grant).execute(self.writer()).await.map_err(db_error("grant"))?;
+                    Ok(())
+                }
+
+                async fn insert_grant_with_access_token(&self, grant: &Grant, t: &AccessToken) -> StoreResult<()> {
+                    // One commit instead of two; a failure drops `tx`, so neither row is left behind.
+                    let mut tx = self.begin_write().await?;
+                    grant_query(grant).execute(&mut *tx).await.map_err(db_error("grant"))?;
+                    access_query(t).execute(&mut *tx).await.map_err(db_error("access token"))?;
+                    tx.commit().await.map_err(db_error("access token"))?;
                     Ok(())
                 }
 
@@ -824,20 +848,7 @@ macro_rules! impl_sql_store {
                 }
 
                 async fn insert_access_token(&self, t: &AccessToken) -> StoreResult<()> {
-                    token_query(
-                        sql::INSERT_ACCESS_TOKEN,
-                        &t.token_hash,
-                        &t.grant_id,
-                        &t.client_id,
-                        t.subject.as_deref(),
-                        &t.scope,
-                        &t.resources,
-                        t.issued_at,
-                        t.expires_at,
-                    )
-                    .execute(self.writer())
-                    .await
-                    .map_err(db_error("access token"))?;
+                    access_query(t).execute(self.writer()).await.map_err(db_error("access token"))?;
                     Ok(())
                 }
 

@@ -66,14 +66,17 @@ impl SqliteStore {
 
         // The writer first: it creates the file and switches it to WAL (a persistent setting), which the
         // readers then inherit.
+        // In-process connections have nothing to ping for: skip the check on every checkout.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
+            .test_before_acquire(false)
             .connect_with(options.clone().journal_mode(SqliteJournalMode::Wal))
             .await
             .map_err(StoreError::unavailable)?;
         let reader = SqlitePoolOptions::new()
             .max_connections(max_connections.max(1))
+            .test_before_acquire(false)
             .connect_with(options.pragma("query_only", "ON"))
             .await
             .map_err(StoreError::unavailable)?;

@@ -155,6 +155,7 @@ macro_rules! store_suite {
             code_consumed_once
             concurrent_code_consumption
             access_token_lookup
+            grant_and_access_token_together
             refresh_rotation
             rotation_conflict_changes_nothing
             concurrent_refresh_rotation
@@ -695,6 +696,39 @@ pub async fn access_token_lookup(store: Arc<dyn Store>) {
     assert_eq!(store.find_access_token(&live.token_hash, NOW).await.must("find"), None, "revoked token");
     assert!(store.revoke_access_token(&live.token_hash, later(1)).await.must("revoke again"), "idempotent");
     assert!(!store.revoke_access_token(&hash("nope"), NOW).await.must("revoke unknown"), "unknown is false");
+}
+
+/// A grant stored with its first access token: both or neither.
+pub async fn grant_and_access_token_together(store: Arc<dyn Store>) {
+    store.insert_client(&bare_client("app")).await.must("insert client");
+    let first = access("at-1", "g1", "app", later(3600));
+    store.insert_grant_with_access_token(&grant("g1", "app", later(3600)), &first).await.must("insert both");
+    assert!(store.find_grant("g1").await.must("find grant").is_some(), "the grant");
+    assert_eq!(store.find_access_token(&first.token_hash, NOW).await.must("find"), Some(first.clone()), "the token");
+
+    // A token that cannot be stored takes its new grant with it.
+    expect_conflict(
+        store
+            .insert_grant_with_access_token(&grant("g2", "app", later(3600)), &access("at-1", "g2", "app", later(3600)))
+            .await,
+        "a token hash stored twice",
+    );
+    assert_eq!(store.find_grant("g2").await.must("find grant"), None, "no grant left without its token");
+    // A grant that cannot be stored takes its token with it.
+    let orphan = access("at-2", "g1", "app", later(3600));
+    expect_conflict(
+        store.insert_grant_with_access_token(&grant("g1", "app", later(3600)), &orphan).await,
+        "a grant id stored twice",
+    );
+    assert_eq!(store.find_access_token(&orphan.token_hash, NOW).await.must("find"), None, "no token without its grant");
+    // A client that does not exist: refused, nothing stored.
+    let stray = access("at-3", "g3", "ghost", later(3600));
+    assert!(store.insert_grant_with_access_token(&grant("g3", "ghost", later(3600)), &stray).await.is_err());
+    assert_eq!(store.find_grant("g3").await.must("find grant"), None);
+    assert_eq!(store.find_access_token(&stray.token_hash, NOW).await.must("find"), None);
+    // Revoking the grant kills the token, as for any grant.
+    assert!(store.revoke_grant("g1", NOW).await.must("revoke"));
+    assert_eq!(store.find_access_token(&first.token_hash, NOW).await.must("find"), None);
 }
 
 /// Rotation: `Active` → rotate → old `Rotated`, new `Active`; rotating the old one again fails.

@@ -65,6 +65,9 @@ pub trait TokenStore: Send + Sync {
 
     /// Store an access token. Its grant and client must exist.
     async fn insert_access_token(&self, token: &AccessToken) -> StoreResult<()>;
+    /// Record a new grant and the access token issued from it together (client credentials: the grant holds
+    /// only that token): **atomically**, both or neither, in one write where the backend can.
+    async fn insert_grant_with_access_token(&self, grant: &Grant, token: &AccessToken) -> StoreResult<()>;
     /// Find a live access token: not expired at `now`, not revoked, grant not revoked.
     async fn find_access_token(&self, token_hash: &TokenHash, now: UnixTime) -> StoreResult<Option<AccessToken>>;
     /// Revoke one access token; `false` if there was none.
