@@ -27,7 +27,7 @@ pub mod error;
 pub mod friction;
 pub mod grant;
 pub mod jose;
-mod lru;
+pub mod lru;
 pub mod metadata;
 pub mod password;
 pub mod pkce;

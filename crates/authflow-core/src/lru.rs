@@ -1,6 +1,6 @@
 //! A bounded least-recently-used map: the recency bookkeeping shared by the in-process stores
-//! ([`MemoryRateLimiter`](crate::ratelimit::MemoryRateLimiter)'s shards and the friction
-//! [`MemoryStore`](crate::friction::MemoryStore)).
+//! ([`MemoryRateLimiter`](crate::ratelimit::MemoryRateLimiter)'s shards, the friction
+//! [`MemoryStore`](crate::friction::MemoryStore), the authorization server's client cache).
 //!
 //! Sans-IO and policy-free: [`Lru`] only remembers which entry was used least recently. Callers with a
 //! smarter eviction policy (evict an idle or unpenalised entry among the few oldest first) look at the old
@@ -37,7 +37,7 @@ struct Slot<K, V> {
 /// or [`Lru::get_key_value_mut`]; [`Lru::peek`] and [`Lru::iter`] leave the order alone.
 ///
 /// No method panics, whatever the sequence of calls.
-pub(crate) struct Lru<K, V> {
+pub struct Lru<K, V> {
     index: HashMap<K, usize>,
     slots: Vec<Slot<K, V>>,
     /// Vacant slots, reused before the arena grows.
@@ -50,7 +50,7 @@ pub(crate) struct Lru<K, V> {
 impl<K, V> Lru<K, V> {
     /// An empty map holding at most `capacity` entries (at least 1; 0 is treated as 1). Nothing is allocated
     /// up front: the arena grows with use.
-    pub(crate) fn new(capacity: usize) -> Self {
+    pub fn new(capacity: usize) -> Self {
         Lru {
             index: HashMap::new(),
             slots: Vec::new(),
@@ -62,18 +62,23 @@ impl<K, V> Lru<K, V> {
     }
 
     /// The most entries held at once.
-    pub(crate) fn capacity(&self) -> usize {
+    pub fn capacity(&self) -> usize {
         self.capacity
     }
 
+    /// Whether no entry is held.
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
     /// How many entries are held.
-    pub(crate) fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         self.index.len()
     }
 
     /// The entries, least recently used first (`.rev()` for most recently used first), without changing
     /// the order. Scanning only the old end is `iter().take(n)`, O(n).
-    pub(crate) fn iter(&self) -> Iter<'_, K, V> {
+    pub fn iter(&self) -> Iter<'_, K, V> {
         Iter { slots: &self.slots, front: self.oldest, back: self.newest, remaining: self.len() }
     }
 
@@ -129,7 +134,7 @@ impl<K, V> Lru<K, V> {
 
 impl<K: Hash + Eq + Clone, V> Lru<K, V> {
     /// The value of `key`, which becomes the most recently used entry.
-    pub(crate) fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut V>
+    pub fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut V>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -138,7 +143,7 @@ impl<K: Hash + Eq + Clone, V> Lru<K, V> {
     }
 
     /// The key as stored and the value of `key`, which becomes the most recently used entry.
-    pub(crate) fn get_key_value_mut<Q>(&mut self, key: &Q) -> Option<(&K, &mut V)>
+    pub fn get_key_value_mut<Q>(&mut self, key: &Q) -> Option<(&K, &mut V)>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -149,7 +154,7 @@ impl<K: Hash + Eq + Clone, V> Lru<K, V> {
     }
 
     /// The value of `key`, leaving the recency order alone.
-    pub(crate) fn peek<Q>(&self, key: &Q) -> Option<&V>
+    pub fn peek<Q>(&self, key: &Q) -> Option<&V>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -164,7 +169,7 @@ impl<K: Hash + Eq + Clone, V> Lru<K, V> {
     ///   is returned;
     /// - otherwise, if the map was full, the least recently used entry is evicted and returned;
     /// - otherwise `None`.
-    pub(crate) fn insert(&mut self, key: K, value: V) -> Option<(K, V)> {
+    pub fn insert(&mut self, key: K, value: V) -> Option<(K, V)> {
         if let Some(&i) = self.index.get(&key) {
             self.touch(i);
             let (_, slot_value) = self.entry_mut(i)?;
@@ -196,7 +201,7 @@ impl<K: Hash + Eq + Clone, V> Lru<K, V> {
     }
 
     /// Remove `key`, returning its entry (with the key as stored).
-    pub(crate) fn remove<Q>(&mut self, key: &Q) -> Option<(K, V)>
+    pub fn remove<Q>(&mut self, key: &Q) -> Option<(K, V)>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -206,7 +211,7 @@ impl<K: Hash + Eq + Clone, V> Lru<K, V> {
     }
 
     /// Remove and return the least recently used entry.
-    pub(crate) fn pop_oldest(&mut self) -> Option<(K, V)> {
+    pub fn pop_oldest(&mut self) -> Option<(K, V)> {
         let i = self.oldest;
         let (key, value) = self.vacate(i)?;
         self.index.remove(&key);
@@ -215,7 +220,7 @@ impl<K: Hash + Eq + Clone, V> Lru<K, V> {
 
     /// Keep only the entries for which `keep` returns `true`, visiting them least recently used first and
     /// leaving the order of the survivors alone. O(n).
-    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&K, &mut V) -> bool) {
+    pub fn retain(&mut self, mut keep: impl FnMut(&K, &mut V) -> bool) {
         let mut i = self.oldest;
         while let Some(slot) = self.slots.get_mut(i) {
             let next = slot.newer;
@@ -245,7 +250,7 @@ impl<K: fmt::Debug, V: fmt::Debug> fmt::Debug for DebugEntries<'_, K, V> {
 }
 
 /// The entries of an [`Lru`], least recently used first; see [`Lru::iter`].
-pub(crate) struct Iter<'a, K, V> {
+pub struct Iter<'a, K, V> {
     slots: &'a [Slot<K, V>],
     /// The next slot from the old end.
     front: usize,

@@ -6,11 +6,13 @@
 //! registration; a client row mirrors it so grants and tokens have a client to belong to, and an
 //! administrator can disable it like any other.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use authflow_core::jose::JwkSet;
+use authflow_core::lru::Lru;
 use authflow_core::validation::client_id::ClientId;
-use authflow_core::{ClientAuthMethod, ErrorCode, OAuthError};
+use authflow_core::{ClientAuthMethod, ErrorCode, OAuthError, UnixTime};
 use authflow_store::{Client, ClientMetadata, ClientOrigin, StoreError};
 use serde_json::Value;
 use url::Url;
@@ -25,6 +27,52 @@ use crate::AppState;
 pub const MAX_DOCUMENT_BYTES: usize = 5 * 1024;
 /// The largest `jwks_uri` document accepted.
 pub const MAX_JWKS_BYTES: usize = 64 * 1024;
+
+/// Clients remembered at most by [`ClientCache`].
+const CLIENT_CACHE_CAPACITY: usize = 10_000;
+
+/// Clients recently read from storage, so a busy client (a resource server introspecting, a service
+/// minting tokens) costs no storage read per request. Entries live [`Policy::client_cache_ttl`]
+/// (crate::Policy::client_cache_ttl); this process's own changes evict them at once.
+#[derive(Debug)]
+pub(crate) struct ClientCache {
+    ttl: Duration,
+    entries: Mutex<Lru<String, (Client, UnixTime)>>,
+}
+
+impl ClientCache {
+    pub(crate) fn new(ttl: Duration) -> Self {
+        ClientCache { ttl, entries: Mutex::new(Lru::new(CLIENT_CACHE_CAPACITY)) }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Lru<String, (Client, UnixTime)>> {
+        // Entries are whole values: a panic elsewhere cannot leave one half-written.
+        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn get(&self, id: &str, now: UnixTime) -> Option<Client> {
+        let mut entries = self.lock();
+        match entries.get_mut(id) {
+            Some((client, until)) if *until > now => Some(client.clone()),
+            Some(_) => {
+                entries.remove(id);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn put(&self, client: &Client, now: UnixTime) {
+        if !self.ttl.is_zero() {
+            self.lock().insert(client.client_id.clone(), (client.clone(), now + self.ttl));
+        }
+    }
+
+    /// Forget `id` after changing or deleting it.
+    pub(crate) fn forget(&self, id: &str) {
+        self.lock().remove(id);
+    }
+}
 
 /// Why the client could not be had.
 #[derive(Debug, thiserror::Error)]
@@ -64,7 +112,7 @@ pub(crate) fn parse_id(state: &AppState, id: &str) -> Option<ClientId> {
 /// what that means where it is.
 pub(crate) async fn find(state: &AppState, id: &str) -> Result<Option<Client>, ClientError> {
     let Some(parsed) = parse_id(state, id) else { return Ok(None) };
-    let Some(url) = parsed.metadata_document_url() else { return Ok(state.store.find_client(id).await?) };
+    let Some(url) = parsed.metadata_document_url() else { return stored(state, id).await };
     if !state.policy.client_id_metadata_documents {
         return Ok(None);
     }
@@ -115,6 +163,20 @@ pub(crate) async fn find(state: &AppState, id: &str) -> Result<Option<Client>, C
             }
         }
     }
+}
+
+/// An operator's or registered client, from the cache or storage. Unknown ids are not remembered: a client
+/// registered on another replica is found at once.
+async fn stored(state: &AppState, id: &str) -> Result<Option<Client>, ClientError> {
+    let now = state.clock.now();
+    if let Some(client) = state.clients.get(id, now) {
+        return Ok(Some(client));
+    }
+    let client = state.store.find_client(id).await?;
+    if let Some(client) = &client {
+        state.clients.put(client, now);
+    }
+    Ok(client)
 }
 
 fn describe(e: &RemoteError) -> String {

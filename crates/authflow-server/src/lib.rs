@@ -106,6 +106,8 @@ pub(crate) struct AppState {
     pub remote: remote::RemoteDocuments,
     /// Prometheus counters.
     pub metrics: observe::Metrics,
+    /// Clients recently read from storage.
+    pub(crate) clients: clients::ClientCache,
     /// Upstream identity providers, and whether local passwords are offered beside them.
     pub upstream: upstream::Upstreams,
 }
@@ -346,6 +348,7 @@ impl AuthServerBuilder {
                 store: self.store,
                 clock: self.clock,
                 scopes: self.scopes,
+                clients: clients::ClientCache::new(self.policy.client_cache_ttl),
                 policy: self.policy,
                 limiter: self.limiter.unwrap_or_else(|| Arc::new(MemoryRateLimiter::new())),
                 replay: self.replay,

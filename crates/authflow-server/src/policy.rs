@@ -77,6 +77,10 @@ pub struct Policy {
     pub client_id_metadata_documents: bool,
     /// Sign-in attempts allowed per client IP address (default 30 per 5 minutes).
     pub login_attempts_per_ip: RateLimit,
+    /// How long a client read from storage is reused by this process (default 2 seconds; zero: read on
+    /// every request). Changes made through this process (RFC 7592) apply at once; changes made elsewhere
+    /// (another replica, `authflow client disable`) within this delay.
+    pub client_cache_ttl: Duration,
 }
 
 impl Default for Policy {
@@ -107,6 +111,7 @@ impl Default for Policy {
             client_id_metadata_documents: true,
             device: DevicePolicy::default(),
             user_code_attempts_per_ip: attempts(20, Duration::from_secs(600)),
+            client_cache_ttl: Duration::from_secs(2),
         }
     }
 }

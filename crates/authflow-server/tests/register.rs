@@ -206,7 +206,58 @@ async fn registration_is_rate_limited_and_can_be_closed(backend: Backend) {
     s.stop().await;
 }
 
+/// Clients are cached for `client_cache_ttl` (2 s by default): changes through RFC 7592 apply at once,
+/// changes made behind this process's back (another replica, `authflow client`) once the entry ends.
+async fn client_changes_reach_the_client_cache(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let r = register(
+        &s,
+        json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": "client_secret_basic"}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let id = r.body["client_id"].as_str().unwrap().to_owned();
+    let old_secret = r.body["client_secret"].as_str().unwrap().to_owned();
+    let (uri, token) = (
+        r.body["registration_client_uri"].as_str().unwrap().to_owned(),
+        r.body["registration_access_token"].as_str().unwrap().to_owned(),
+    );
+    let mint = |secret: String| {
+        let id = id.clone();
+        let s = &s;
+        async move { s.post_form("/token", &[("grant_type", "client_credentials")], Some((&id, &secret))).await.status }
+    };
+    assert_eq!(mint(old_secret.clone()).await, 200, "authenticated, and now cached");
+
+    // Rotated through RFC 7592: the old secret stops working at once.
+    let mut update = r.body.clone();
+    update["rotate_secret"] = json!(true);
+    let rotated = Reply::from(with_token(s.http.put(&uri), &token).json(&update).send().await.unwrap()).await;
+    assert_eq!(rotated.status, 200, "{}", rotated.text);
+    let new_secret = rotated.body["client_secret"].as_str().unwrap().to_owned();
+    assert_eq!(mint(old_secret).await, 401, "the cached client was forgotten");
+    assert_eq!(mint(new_secret.clone()).await, 200);
+
+    // Disabled behind the server's back: seen once the cache entry ends.
+    let stored = s.store.find_client(&id).await.unwrap().unwrap();
+    s.store.update_client(&authflow_store::Client { disabled: true, ..stored }).await.unwrap();
+    assert_eq!(mint(new_secret.clone()).await, 200, "still the cached client for up to client_cache_ttl");
+    s.advance(authflow_server::Policy::default().client_cache_ttl);
+    assert_eq!(mint(new_secret.clone()).await, 401, "then the disabled one");
+
+    // Deleted through RFC 7592: gone at once.
+    let stored = s.store.find_client(&id).await.unwrap().unwrap();
+    s.store.update_client(&authflow_store::Client { disabled: false, ..stored }).await.unwrap();
+    s.advance(authflow_server::Policy::default().client_cache_ttl);
+    assert_eq!(mint(new_secret.clone()).await, 200, "enabled again, cached again");
+    let new_token = rotated.body["registration_access_token"].as_str().unwrap();
+    assert_eq!(with_token(s.http.delete(&uri), new_token).send().await.unwrap().status(), 204);
+    assert_eq!(mint(new_secret).await, 401, "deleted: not served from the cache");
+    s.stop().await;
+}
+
 on_every_backend!(
+    client_changes_reach_the_client_cache,
     registration_issues_credentials_that_work,
     invalid_registrations_store_nothing,
     configuration_endpoint_is_isolated_per_client,

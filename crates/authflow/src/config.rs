@@ -75,6 +75,8 @@ pub struct Config {
     pub device_code_ttl_secs: u64,
     /// Device authorization: the initial polling interval in seconds.
     pub device_poll_interval_secs: u64,
+    /// How long a client read from storage is reused, in seconds (0: read on every request).
+    pub client_cache_ttl_secs: u64,
     /// 32 random bytes in base64 that seal signing keys at rest (AES-256-GCM); the same on every replica.
     pub signing_key_encryption_key: Option<String>,
     /// Clients declared in the file (`[[clients]]`), created or updated at start.
@@ -212,6 +214,7 @@ impl Default for Config {
             client_id_metadata_documents: true,
             device_code_ttl_secs: 600,
             device_poll_interval_secs: 5,
+            client_cache_ttl_secs: 2,
             signing_key_encryption_key: None,
             clients: Vec::new(),
             upstream: Vec::new(),

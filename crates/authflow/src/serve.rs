@@ -108,6 +108,7 @@ fn policy(config: &Config) -> Result<Policy, String> {
         dynamic_client_ttl: config.dynamic_client_ttl_secs.map(Duration::from_secs),
         cors_origins: config.cors_origins.clone(),
         client_id_metadata_documents: config.client_id_metadata_documents,
+        client_cache_ttl: Duration::from_secs(config.client_cache_ttl_secs),
         device: DevicePolicy {
             lifetime: Duration::from_secs(config.device_code_ttl_secs),
             interval_secs: config.device_poll_interval_secs,

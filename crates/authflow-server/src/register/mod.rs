@@ -159,7 +159,9 @@ async fn update(
     let registration = SecretToken::generate(TokenKind::RegistrationToken, &mut OsEntropy);
     client.registration_token_hash = Some(registration.hash());
     client.metadata = requested.metadata;
-    if !state.store.update_client(&client).await? {
+    let updated = state.store.update_client(&client).await?;
+    state.clients.forget(&client.client_id);
+    if !updated {
         return Err(invalid_token());
     }
     tracing::info!(target: AUDIT, client_id = %client.client_id, rotated_secret = secret.is_some(), "client registration updated");
@@ -172,7 +174,9 @@ async fn remove(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let client = authorized(&state, &headers, &client_id).await?;
-    match state.store.delete_client(&client.client_id).await {
+    let deleted = state.store.delete_client(&client.client_id).await;
+    state.clients.forget(&client.client_id);
+    match deleted {
         Ok(_) => {}
         Err(StoreError::Conflict(_)) => return Err(OAuthError::new(ErrorCode::ServerError).into()),
         Err(e) => return Err(e.into()),
