@@ -17,6 +17,9 @@ use std::collections::HashMap;
 use std::fmt;
 use std::hash::Hash;
 use std::iter::FusedIterator;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use crate::time::UnixTime;
 
 /// No slot: the end of the recency list. `Vec::get(NIL)` is `None`, so a stray `NIL` can never panic.
 const NIL: usize = usize::MAX;
@@ -300,11 +303,99 @@ impl<K, V> fmt::Debug for Iter<'_, K, V> {
     }
 }
 
+/// A thread-safe bounded [`Lru`] whose entries expire: what the in-process caches need (clients read
+/// from storage, introspection verdicts). Expired entries are dropped when seen; capacity 0 disables it.
+pub struct ExpiringLru<K, V> {
+    enabled: bool,
+    inner: Mutex<Lru<K, (V, UnixTime)>>,
+}
+
+impl<K: fmt::Debug, V: fmt::Debug> fmt::Debug for ExpiringLru<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExpiringLru").field("enabled", &self.enabled).finish_non_exhaustive()
+    }
+}
+
+impl<K: Hash + Eq + Clone, V: Clone> ExpiringLru<K, V> {
+    /// An empty cache of at most `capacity` entries (0: it remembers nothing).
+    pub fn new(capacity: usize) -> Self {
+        ExpiringLru { enabled: capacity > 0, inner: Mutex::new(Lru::new(capacity)) }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Lru<K, (V, UnixTime)>> {
+        // Entries are whole values, so a panic elsewhere cannot leave one half-written: keep going.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The value of `key` if it lives at `now` (it becomes the most recently used); an expired one is dropped.
+    pub fn get<Q>(&self, key: &Q, now: UnixTime) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let mut lru = self.lock();
+        match lru.get_mut(key) {
+            Some((value, expires_at)) if now < *expires_at => Some(value.clone()),
+            Some(_) => {
+                lru.remove(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Remember `value` until `expires_at` (exclusive), evicting the least recently used entry when full.
+    pub fn insert(&self, key: K, value: V, expires_at: UnixTime) {
+        if self.enabled {
+            self.lock().insert(key, (value, expires_at));
+        }
+    }
+
+    /// Forget `key`.
+    pub fn remove<Q>(&self, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.lock().remove(key);
+    }
+
+    /// How many entries are held (live, or expired and not yet seen).
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no entry is held.
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
     use std::sync::Arc;
+
+    #[test]
+    fn expiring_entries_end_at_their_deadline_and_are_bounded() {
+        let t = UnixTime::from_secs;
+        let cache: ExpiringLru<String, u32> = ExpiringLru::new(2);
+        cache.insert("a".to_owned(), 1, t(10));
+        assert_eq!(cache.get("a", UnixTime::from_millis(9_999)), Some(1), "looked up by &str");
+        assert_eq!(cache.get("a", t(10)), None, "the deadline is exclusive");
+        assert!(cache.is_empty(), "an expired entry is dropped when seen");
+        cache.insert("a".to_owned(), 1, t(100));
+        cache.insert("b".to_owned(), 2, t(100));
+        assert_eq!(cache.get("a", t(0)), Some(1));
+        cache.insert("c".to_owned(), 3, t(100));
+        assert_eq!((cache.get("b", t(0)), cache.len()), (None, 2), "the least recently used went");
+        cache.remove("a");
+        assert_eq!(cache.get("a", t(0)), None);
+        let off: ExpiringLru<String, u32> = ExpiringLru::new(0);
+        off.insert("a".to_owned(), 1, t(100));
+        assert_eq!(off.get("a", t(0)), None, "capacity 0 remembers nothing");
+    }
 
     /// The entries, oldest first.
     fn entries<K: Clone, V: Clone>(lru: &Lru<K, V>) -> Vec<(K, V)> {

@@ -1,11 +1,10 @@
 //! The verification cache: bounded, least-recently-used, expiring, keyed by the SHA-256 of the token (the
 //! token itself is never kept), plus single-flight so concurrent misses for one token make one call.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use authflow_core::UnixTime;
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
@@ -22,79 +21,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-struct Entry<V> {
-    value: V,
-    expires_at: UnixTime,
-    tick: u64,
-}
-
-struct Lru<V> {
-    entries: HashMap<Key, Entry<V>>,
-    recency: BTreeMap<u64, Key>,
-    tick: u64,
-}
-
-/// A bounded LRU map whose entries expire. Capacity 0 disables it.
-pub(crate) struct ExpiringLru<V> {
-    capacity: usize,
-    inner: Mutex<Lru<V>>,
-}
-
-impl<V: Clone> ExpiringLru<V> {
-    pub(crate) fn new(capacity: usize) -> Self {
-        ExpiringLru { capacity, inner: Mutex::new(Lru { entries: HashMap::new(), recency: BTreeMap::new(), tick: 0 }) }
-    }
-
-    /// The live value for `key` at `now`, marking it recently used; an expired entry is dropped.
-    pub(crate) fn get(&self, key: &Key, now: UnixTime) -> Option<V> {
-        let mut lru = lock(&self.inner);
-        let lru = &mut *lru;
-        let entry = lru.entries.get_mut(key)?;
-        if now >= entry.expires_at {
-            let tick = entry.tick;
-            lru.entries.remove(key);
-            lru.recency.remove(&tick);
-            return None;
-        }
-        lru.tick += 1;
-        lru.recency.remove(&entry.tick);
-        entry.tick = lru.tick;
-        lru.recency.insert(lru.tick, *key);
-        Some(entry.value.clone())
-    }
-
-    /// Remember `value` until `expires_at` (exclusive), evicting the least recently used entry when full.
-    pub(crate) fn insert(&self, key: Key, value: V, expires_at: UnixTime) {
-        if self.capacity == 0 {
-            return;
-        }
-        let mut lru = lock(&self.inner);
-        let lru = &mut *lru;
-        lru.tick += 1;
-        let tick = lru.tick;
-        if let Some(old) = lru.entries.insert(key, Entry { value, expires_at, tick }) {
-            lru.recency.remove(&old.tick);
-        }
-        lru.recency.insert(tick, key);
-        while lru.entries.len() > self.capacity {
-            let Some((_, oldest)) = lru.recency.pop_first() else { break };
-            lru.entries.remove(&oldest);
-        }
-    }
-
-    /// Forget `key`.
-    pub(crate) fn remove(&self, key: &Key) {
-        let mut lru = lock(&self.inner);
-        if let Some(old) = lru.entries.remove(key) {
-            lru.recency.remove(&old.tick);
-        }
-    }
-
-    /// How many entries (live or not yet noticed as expired).
-    pub(crate) fn len(&self) -> usize {
-        lock(&self.inner).entries.len()
-    }
-}
+/// The bounded, expiring verdict caches.
+pub(crate) type ExpiringLru<V> = authflow_core::lru::ExpiringLru<Key, V>;
 
 /// At most one computation per key at a time: callers arriving while one runs wait for its result. If the
 /// caller running it is cancelled, one of the waiters takes over.
@@ -151,6 +79,7 @@ impl<V: Clone> SingleFlight<V> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use authflow_core::UnixTime;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn t(s: u64) -> UnixTime {

@@ -6,11 +6,11 @@
 //! registration; a client row mirrors it so grants and tokens have a client to belong to, and an
 //! administrator can disable it like any other.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use authflow_core::jose::JwkSet;
-use authflow_core::lru::Lru;
+use authflow_core::lru::ExpiringLru;
 use authflow_core::validation::client_id::ClientId;
 use authflow_core::{ClientAuthMethod, ErrorCode, OAuthError, UnixTime};
 use authflow_store::{Client, ClientMetadata, ClientOrigin, StoreError};
@@ -37,40 +37,26 @@ const CLIENT_CACHE_CAPACITY: usize = 10_000;
 #[derive(Debug)]
 pub(crate) struct ClientCache {
     ttl: Duration,
-    entries: Mutex<Lru<String, (Client, UnixTime)>>,
+    entries: ExpiringLru<String, Client>,
 }
 
 impl ClientCache {
     pub(crate) fn new(ttl: Duration) -> Self {
-        ClientCache { ttl, entries: Mutex::new(Lru::new(CLIENT_CACHE_CAPACITY)) }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Lru<String, (Client, UnixTime)>> {
-        // Entries are whole values: a panic elsewhere cannot leave one half-written.
-        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        let capacity = if ttl.is_zero() { 0 } else { CLIENT_CACHE_CAPACITY };
+        ClientCache { ttl, entries: ExpiringLru::new(capacity) }
     }
 
     fn get(&self, id: &str, now: UnixTime) -> Option<Client> {
-        let mut entries = self.lock();
-        match entries.get_mut(id) {
-            Some((client, until)) if *until > now => Some(client.clone()),
-            Some(_) => {
-                entries.remove(id);
-                None
-            }
-            None => None,
-        }
+        self.entries.get(id, now)
     }
 
     fn put(&self, client: &Client, now: UnixTime) {
-        if !self.ttl.is_zero() {
-            self.lock().insert(client.client_id.clone(), (client.clone(), now + self.ttl));
-        }
+        self.entries.insert(client.client_id.clone(), client.clone(), now + self.ttl);
     }
 
     /// Forget `id` after changing or deleting it.
     pub(crate) fn forget(&self, id: &str) {
-        self.lock().remove(id);
+        self.entries.remove(id);
     }
 }
 
