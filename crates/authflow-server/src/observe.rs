@@ -2,8 +2,8 @@
 //! audit log's target.
 //!
 //! - **Request ids**: an incoming `X-Request-Id` of up to 64 characters from `[A-Za-z0-9._-]` (a proxy's) is
-//!   kept, anything else is replaced by a fresh random one; the id is echoed in the response and is a field
-//!   of the request's span, so every log line of the request carries it.
+//!   kept, anything else is replaced by a fresh one (a random per-process prefix and a counter); the id is
+//!   echoed in the response and is a field of the request's span, so every log line of the request carries it.
 //! - **Metrics**: requests by route and status, latency histograms by route, tokens issued by grant type,
 //!   introspection answers by outcome (active or not: the authorization server's hits and misses), and
 //!   requests refused because storage or Redis did not answer.
@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use authflow_core::GrantType;
@@ -43,11 +43,18 @@ struct Histogram {
     sum: f64,
 }
 
+/// What one route has seen: requests by status, and their latency.
+#[derive(Debug, Default)]
+struct RouteStats {
+    statuses: Vec<(u16, u64)>,
+    latency: Histogram,
+}
+
 /// The server's counters.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    requests: Mutex<HashMap<(String, u16), u64>>,
-    latency: Mutex<HashMap<String, Histogram>>,
+    /// Keyed by route pattern. One lock per request, and no allocation once a route has been seen.
+    routes: Mutex<HashMap<String, RouteStats>>,
     tokens: [AtomicU64; 4],
     /// Introspection answers: inactive, active.
     introspections: [AtomicU64; 2],
@@ -81,9 +88,16 @@ impl Metrics {
         if status == 503 {
             self.unavailable.fetch_add(1, Ordering::Relaxed);
         }
-        *self.requests.lock().unwrap_or_else(|p| p.into_inner()).entry((route.to_owned(), status)).or_default() += 1;
-        let mut latency = self.latency.lock().unwrap_or_else(|p| p.into_inner());
-        let h = latency.entry(route.to_owned()).or_default();
+        let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+        let stats = match routes.get_mut(route) {
+            Some(stats) => stats,
+            None => routes.entry(route.to_owned()).or_default(),
+        };
+        match stats.statuses.iter_mut().find(|(s, _)| *s == status) {
+            Some((_, n)) => *n += 1,
+            None => stats.statuses.push((status, 1)),
+        }
+        let h = &mut stats.latency;
         for (i, bound) in BUCKETS.iter().enumerate() {
             if seconds <= *bound {
                 h.counts[i] += 1;
@@ -98,20 +112,22 @@ impl Metrics {
         let mut out = String::new();
         out.push_str("# HELP authflow_requests_total HTTP requests by route and status.\n");
         out.push_str("# TYPE authflow_requests_total counter\n");
-        let mut requests: Vec<_> =
-            self.requests.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(k, v)| (k.clone(), *v)).collect();
-        requests.sort();
-        for ((route, status), n) in requests {
-            let _ = writeln!(out, "authflow_requests_total{{route=\"{}\",status=\"{status}\"}} {n}", label(&route));
+        let routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+        let mut names: Vec<&String> = routes.keys().collect();
+        names.sort();
+        for name in &names {
+            let mut statuses = routes[*name].statuses.clone();
+            statuses.sort_unstable();
+            let route = label(name);
+            for (status, n) in statuses {
+                let _ = writeln!(out, "authflow_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}");
+            }
         }
         out.push_str("# HELP authflow_request_duration_seconds HTTP request latency by route.\n");
         out.push_str("# TYPE authflow_request_duration_seconds histogram\n");
-        let latency = self.latency.lock().unwrap_or_else(|p| p.into_inner());
-        let mut routes: Vec<_> = latency.keys().cloned().collect();
-        routes.sort();
-        for route in routes {
-            let h = &latency[&route];
-            let route = label(&route);
+        for name in names {
+            let h = &routes[name].latency;
+            let route = label(name);
             for (bound, n) in BUCKETS.iter().zip(h.counts) {
                 let _ =
                     writeln!(out, "authflow_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {n}");
@@ -121,6 +137,7 @@ impl Metrics {
             let _ = writeln!(out, "authflow_request_duration_seconds_sum{{route=\"{route}\"}} {}", h.sum);
             let _ = writeln!(out, "authflow_request_duration_seconds_count{{route=\"{route}\"}} {}", h.count);
         }
+        drop(routes);
         out.push_str("# HELP authflow_tokens_issued_total Token responses by grant type.\n");
         out.push_str("# TYPE authflow_tokens_issued_total counter\n");
         for grant in GRANTS {
@@ -144,6 +161,16 @@ fn label(value: &str) -> String {
     value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
+/// A fresh request id: a random per-process prefix and a counter. Unique across replicas and restarts
+/// without a CSPRNG read per request; ids are correlation handles, not secrets.
+fn new_request_id() -> HeaderValue {
+    static PREFIX: OnceLock<String> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| crate::random_id()[..16].to_owned());
+    let id = format!("{prefix}.{:x}", NEXT.fetch_add(1, Ordering::Relaxed));
+    HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+}
+
 fn acceptable_id(value: &HeaderValue) -> bool {
     let bytes = value.as_bytes();
     !bytes.is_empty()
@@ -155,21 +182,23 @@ fn acceptable_id(value: &HeaderValue) -> bool {
 pub(crate) async fn observe(State(state): State<Arc<AppState>>, mut request: Request, next: Next) -> Response {
     let id = match request.headers().get(&REQUEST_ID) {
         Some(v) if acceptable_id(v) => v.clone(),
-        _ => HeaderValue::from_str(&crate::random_id()).unwrap_or_else(|_| HeaderValue::from_static("invalid")),
+        _ => new_request_id(),
     };
     request.headers_mut().insert(REQUEST_ID.clone(), id.clone());
-    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str).to_owned();
+    // MatchedPath is an Arc<str> inside: cloning it does not allocate.
+    let matched = request.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
     let span = tracing::info_span!(
         "request",
         id = id.to_str().unwrap_or_default(),
         method = %request.method(),
-        route = %route,
+        route = route,
     );
     let started = Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;
     let elapsed = started.elapsed().as_secs_f64();
     let status = response.status().as_u16();
-    state.metrics.observe(&route, status, elapsed);
+    state.metrics.observe(route, status, elapsed);
     span.in_scope(|| tracing::debug!(status, latency_ms = elapsed * 1000.0, "request finished"));
     response.headers_mut().insert(REQUEST_ID.clone(), id);
     response
@@ -208,5 +237,12 @@ mod tests {
         assert!(!acceptable_id(&HeaderValue::from_static("a b")));
         assert!(!acceptable_id(&HeaderValue::from_str(&"a".repeat(65)).unwrap()));
         assert_eq!(label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+
+    #[test]
+    fn fresh_request_ids_are_distinct_and_would_be_kept() {
+        let (a, b) = (new_request_id(), new_request_id());
+        assert_ne!(a, b);
+        assert!(acceptable_id(&a) && acceptable_id(&b), "{a:?} {b:?}");
     }
 }
