@@ -154,6 +154,12 @@ async fn refresh_token(
         .await?
         .filter(|g| g.revoked_at.is_none())
         .ok_or_else(|| invalid_grant("the authorization was revoked"))?;
+    // Disabling or removing a user revokes their grants; this also covers a user disabled by other means.
+    if let Some(subject) = &grant.subject {
+        if state.store.find_user(subject).await?.is_none_or(|u| u.disabled) {
+            return Err(invalid_grant("the user's account is disabled or removed"));
+        }
+    }
     let (token, record) = issue::refresh_token(state, &grant, old.scope.clone(), old.resources.clone());
     if !state.store.rotate_refresh_token(&old.token_hash, &record, now).await? {
         // Lost a race with another use of the same token: that is reuse too.

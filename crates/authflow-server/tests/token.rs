@@ -11,7 +11,7 @@ use authflow_core::jose::{jws, Algorithm, PrivateKey};
 use authflow_core::pkce::{CodeChallenge, CodeChallengeMethod, CodeVerifier};
 use authflow_core::{ClientAuthMethod, GrantType, Scope, SecretToken, TokenKind};
 use authflow_server::OsEntropy;
-use authflow_store::{AuthorizationCode, Grant};
+use authflow_store::{AuthorizationCode, Grant, StoreError, User};
 use common::{Backend, ClientSpec, TestServer};
 use serde_json::{json, Value};
 
@@ -21,6 +21,12 @@ const RESOURCE: &str = "https://mcp.example.com/mcp";
 /// Seed an authorization code as /authorize would issue it; returns (code, verifier).
 async fn seed_code(s: &TestServer, client_id: &str, scope: &str, resources: &[&str]) -> (String, String) {
     let now = s.clock_now();
+    let user =
+        User { id: "user-1".into(), username: "alice".into(), password_hash: None, created_at: now, disabled: false };
+    match s.store.insert_user(&user).await {
+        Ok(()) | Err(StoreError::Conflict(_)) => {}
+        Err(e) => panic!("insert user: {e}"),
+    }
     let grant = Grant {
         id: SecretToken::generate(TokenKind::Grant, &mut OsEntropy).expose().to_owned(),
         client_id: client_id.into(),
@@ -217,6 +223,50 @@ async fn refresh_rotates_and_reuse_revokes_the_family(backend: Backend) {
     let rt3 = t3["refresh_token"].as_str().unwrap();
     let latest = [("grant_type", "refresh_token"), ("refresh_token", rt3), ("client_id", client.as_str())];
     s.post_form("/token", &latest, None).await.assert_error(400, "invalid_grant");
+    s.stop().await;
+}
+
+/// A disabled or removed user's refresh tokens stop working even before their grants are revoked; revoking
+/// their grants (what `authflow user disable` does) kills the access tokens too.
+async fn a_disabled_users_tokens_stop_working(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let (client, _) = s.add_client(ClientSpec::public_app()).await;
+    let rs = resource_server(&s).await;
+    let (code, verifier) = seed_code(&s, &client, "notes:read", &[RESOURCE]).await;
+    let t1 = exchange(&s, &client, &code, &verifier).await.assert_token().clone();
+    let post = |token: &str| {
+        let form = [("grant_type", "refresh_token"), ("refresh_token", token), ("client_id", client.as_str())]
+            .map(|(k, v)| (k, v.to_owned()));
+        let s = &s;
+        async move {
+            let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            s.post_form("/token", &form, None).await
+        }
+    };
+
+    let mut alice = s.store.find_user("user-1").await.unwrap().unwrap();
+    alice.disabled = true;
+    s.store.update_user(&alice).await.unwrap();
+    let refused = post(t1["refresh_token"].as_str().unwrap()).await;
+    refused.assert_error(400, "invalid_grant");
+    assert!(refused.body.get("access_token").is_none());
+
+    // The refusal consumed nothing: once re-enabled, the same refresh token still works.
+    alice.disabled = false;
+    s.store.update_user(&alice).await.unwrap();
+    let t2 = post(t1["refresh_token"].as_str().unwrap()).await.assert_token().clone();
+    let access = t2["access_token"].as_str().unwrap();
+    assert_eq!(introspect(&s, &rs, access).await["active"], true);
+
+    assert_eq!(s.store.revoke_grants_of_subject("user-1", s.clock_now()).await.unwrap(), 1);
+    assert_eq!(introspect(&s, &rs, access).await["active"], false, "revoking the user's grants kills access tokens");
+    post(t2["refresh_token"].as_str().unwrap()).await.assert_error(400, "invalid_grant");
+
+    // A removed user is nobody: a fresh grant for them cannot be refreshed either.
+    let (code, verifier) = seed_code(&s, &client, "notes:read", &[RESOURCE]).await;
+    let t3 = exchange(&s, &client, &code, &verifier).await.assert_token().clone();
+    assert!(s.store.delete_user("user-1").await.unwrap());
+    post(t3["refresh_token"].as_str().unwrap()).await.assert_error(400, "invalid_grant");
     s.stop().await;
 }
 
@@ -633,6 +683,7 @@ on_every_backend!(
     code_exchange_checks_every_binding,
     refresh_rotates_and_reuse_revokes_the_family,
     concurrent_refreshes_issue_once,
+    a_disabled_users_tokens_stop_working,
     client_credentials_and_client_authentication,
     malformed_requests_get_rfc_errors,
     revocation_is_scoped_to_the_owner,

@@ -197,6 +197,16 @@ impl TokenStore for MemoryStore {
         Ok(s.grants.get_mut(id).map(|g| g.revoked_at = g.revoked_at.or(Some(now))).is_some())
     }
 
+    async fn revoke_grants_of_subject(&self, subject: &str, now: UnixTime) -> StoreResult<u64> {
+        let mut s = self.lock();
+        let mut revoked = 0;
+        for g in s.grants.values_mut().filter(|g| g.subject.as_deref() == Some(subject) && g.revoked_at.is_none()) {
+            g.revoked_at = Some(now);
+            revoked += 1;
+        }
+        Ok(revoked)
+    }
+
     async fn insert_code(&self, code: &AuthorizationCode) -> StoreResult<()> {
         let mut s = self.lock();
         if s.codes.contains_key(&code.code_hash) {

@@ -447,6 +447,8 @@ pub(crate) const INSERT_GRANT: &str =
 pub(crate) const FIND_GRANT: &str = concat!("SELECT ", grant_columns!(), " FROM grants WHERE id = $1");
 /// Keeps the first revocation time.
 pub(crate) const REVOKE_GRANT: &str = "UPDATE grants SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1";
+pub(crate) const REVOKE_SUBJECT_GRANTS: &str =
+    "UPDATE grants SET revoked_at = $2 WHERE subject = $1 AND revoked_at IS NULL";
 
 pub(crate) const INSERT_CODE: &str = concat!(
     "INSERT INTO authorization_codes (",
@@ -802,6 +804,16 @@ macro_rules! impl_sql_store {
                         .await
                         .map_err(db_error("grant"))?;
                     Ok(done.rows_affected() > 0)
+                }
+
+                async fn revoke_grants_of_subject(&self, subject: &str, now: UnixTime) -> StoreResult<u64> {
+                    let done = sqlx::query(sql::REVOKE_SUBJECT_GRANTS)
+                        .bind(subject)
+                        .bind(sql::millis(now))
+                        .execute(self.writer())
+                        .await
+                        .map_err(db_error("grant"))?;
+                    Ok(done.rows_affected())
                 }
 
                 async fn insert_code(&self, code: &AuthorizationCode) -> StoreResult<()> {

@@ -152,6 +152,7 @@ macro_rules! store_suite {
             update_client_keeps_what_was_issued
             users_crud
             grant_revocation_kills_its_tokens
+            revoking_a_subject_kills_only_their_grants
             code_consumed_once
             concurrent_code_consumption
             access_token_lookup
@@ -634,6 +635,33 @@ pub async fn grant_revocation_kills_its_tokens(store: Arc<dyn Store>) {
         store.find_access_token(&hash("at-other"), NOW).await.must("find").is_some(),
         "another grant's tokens are untouched"
     );
+}
+
+/// Revoking a subject's grants revokes each live grant that user authorized, with their tokens, keeps earlier
+/// revocation times, and leaves other users' and client-only grants alone.
+pub async fn revoking_a_subject_kills_only_their_grants(store: Arc<dyn Store>) {
+    client_with_grant(&*store, "app", "g-1").await;
+    store.insert_grant(&grant("g-2", "app", later(86_400))).await.must("insert grant");
+    store
+        .insert_grant(&Grant { subject: Some("user-2".into()), ..grant("g-bob", "app", later(86_400)) })
+        .await
+        .must("bob");
+    store.insert_grant(&Grant { subject: None, ..grant("g-cc", "app", later(86_400)) }).await.must("client grant");
+    store.revoke_grant("g-2", earlier(10)).await.must("revoke earlier");
+    store.insert_access_token(&access("at-1", "g-1", "app", later(3600))).await.must("insert at");
+    store.insert_refresh_token(&refresh("rt-1", "g-1", "app", later(86_400))).await.must("insert rt");
+    store.insert_access_token(&access("at-bob", "g-bob", "app", later(3600))).await.must("insert at");
+    store.insert_access_token(&access("at-cc", "g-cc", "app", later(3600))).await.must("insert at");
+
+    assert_eq!(store.revoke_grants_of_subject("user-1", NOW).await.must("revoke"), 1, "only the live grant counts");
+    assert_eq!(store.revoke_grants_of_subject("user-1", later(5)).await.must("again"), 0, "idempotent");
+    assert_eq!(store.revoke_grants_of_subject("nobody", NOW).await.must("unknown"), 0);
+    assert_eq!(store.find_grant("g-1").await.must("find").expect("kept").revoked_at, Some(NOW));
+    assert_eq!(store.find_grant("g-2").await.must("find").expect("kept").revoked_at, Some(earlier(10)));
+    assert_eq!(store.find_access_token(&hash("at-1"), NOW).await.must("find"), None, "their access token is dead");
+    assert_eq!(refresh_state(&*store, "rt-1").await, Some(RefreshState::Revoked), "their refresh token too");
+    assert!(store.find_access_token(&hash("at-bob"), NOW).await.must("find").is_some(), "another user's lives");
+    assert!(store.find_access_token(&hash("at-cc"), NOW).await.must("find").is_some(), "client grants live");
 }
 
 /// A code is `Consumed` once, `Replayed` after, `NotFound` if unknown; a duplicate code conflicts.

@@ -56,6 +56,9 @@ pub trait TokenStore: Send + Sync {
     async fn find_grant(&self, id: &str) -> StoreResult<Option<Grant>>;
     /// Revoke a grant and so every token issued from it; `false` if there is no such grant. Idempotent.
     async fn revoke_grant(&self, id: &str, now: UnixTime) -> StoreResult<bool>;
+    /// Revoke every grant `subject` authorized, and so every token issued from them (a user disabled or
+    /// removed); the number of grants this call revoked. Idempotent.
+    async fn revoke_grants_of_subject(&self, subject: &str, now: UnixTime) -> StoreResult<u64>;
 
     /// Store an authorization code. Its client must exist.
     async fn insert_code(&self, code: &AuthorizationCode) -> StoreResult<()>;

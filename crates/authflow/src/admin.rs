@@ -26,8 +26,19 @@ pub enum UserCommand {
     },
     /// List users.
     List,
-    /// Delete a user.
+    /// Delete a user; every token they authorized is revoked first.
     Remove {
+        /// The login name.
+        name: String,
+    },
+    /// Stop a user from signing in, and revoke every token they authorized (access and refresh, for every
+    /// client). Re-enabling does not bring the tokens back.
+    Disable {
+        /// The login name.
+        name: String,
+    },
+    /// Let a disabled user sign in again.
+    Enable {
         /// The login name.
         name: String,
     },
@@ -123,12 +134,31 @@ pub async fn user(store: &dyn Store, command: UserCommand) -> CliResult {
             }
         }
         UserCommand::Remove { name } => {
-            let user = store.find_user_by_username(&name).await?.ok_or_else(|| format!("no user {name:?}"))?;
+            let user = find_user(store, &name).await?;
+            // Tokens first: if deleting then fails, the user is locked out rather than left with live tokens.
+            let revoked = store.revoke_grants_of_subject(&user.id, SystemClock.now()).await?;
             store.delete_user(&user.id).await?;
-            println!("removed user {name:?}");
+            println!("{}", json!({ "removed": name, "grants_revoked": revoked }));
+        }
+        UserCommand::Disable { name } => {
+            let mut user = find_user(store, &name).await?;
+            user.disabled = true;
+            store.update_user(&user).await?;
+            let revoked = store.revoke_grants_of_subject(&user.id, SystemClock.now()).await?;
+            println!("{}", json!({ "disabled": name, "grants_revoked": revoked }));
+        }
+        UserCommand::Enable { name } => {
+            let mut user = find_user(store, &name).await?;
+            user.disabled = false;
+            store.update_user(&user).await?;
+            println!("{}", json!({ "enabled": name }));
         }
     }
     Ok(())
+}
+
+async fn find_user(store: &dyn Store, name: &str) -> Result<User, Box<dyn std::error::Error + Send + Sync>> {
+    Ok(store.find_user_by_username(name).await?.ok_or_else(|| format!("no user {name:?}"))?)
 }
 
 /// Validate `client add` flags into a client record and its secret.

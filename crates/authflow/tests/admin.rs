@@ -58,6 +58,66 @@ fn users_are_added_listed_and_removed() {
     assert!(!authflow(&db).args(["user", "remove", "alice"]).output().unwrap().status.success());
 }
 
+/// `user disable` locks the user out *and* revokes what they authorized; `enable` lets them sign in again
+/// without reviving tokens; `remove` revokes too.
+#[tokio::test]
+async fn disabling_or_removing_a_user_revokes_their_tokens() {
+    use authflow_store::{AccessToken, Grant};
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("u.db").display());
+    let mut add = authflow(&db);
+    add.args(["user", "add", "alice", "--password-stdin"]);
+    let alice = json_of(&run_with_stdin(add, "correct horse battery staple\n"))["sub"].as_str().unwrap().to_owned();
+    let client = json_of(&authflow(&db).args(["client", "add", "--name", "Svc"]).output().unwrap());
+    let client_id = client["client_id"].as_str().unwrap().to_owned();
+
+    // A grant and an access token for alice, as a code exchange would have left them.
+    let store = authflow_store::open(&db, &authflow_store::OpenOptions::default()).await.unwrap();
+    let now = authflow_core::UnixTime::from_system_time(std::time::SystemTime::now());
+    let seed = |grant_id: &str, token: &str| {
+        let grant = Grant {
+            id: grant_id.into(),
+            client_id: client_id.clone(),
+            subject: Some(alice.clone()),
+            created_at: now,
+            expires_at: now + Duration::from_secs(3600),
+            revoked_at: None,
+        };
+        let access = AccessToken {
+            token_hash: authflow_core::TokenHash::of(token),
+            grant_id: grant_id.into(),
+            client_id: client_id.clone(),
+            subject: Some(alice.clone()),
+            scope: None,
+            resources: vec![],
+            issued_at: now,
+            expires_at: now + Duration::from_secs(600),
+        };
+        (grant, access)
+    };
+    let (grant, access) = seed("g-1", "token-1");
+    store.insert_grant_with_access_token(&grant, &access).await.unwrap();
+
+    let disabled = json_of(&authflow(&db).args(["user", "disable", "alice"]).output().unwrap());
+    assert_eq!(disabled["grants_revoked"], 1, "{disabled}");
+    assert!(store.find_access_token(&access.token_hash, now).await.unwrap().is_none(), "token revoked");
+    assert_eq!(store.find_user(&alice).await.unwrap().unwrap().disabled, true);
+    let listed = String::from_utf8_lossy(&authflow(&db).args(["user", "list"]).output().unwrap().stdout).to_string();
+    assert!(listed.contains("\"disabled\":true"), "{listed}");
+
+    json_of(&authflow(&db).args(["user", "enable", "alice"]).output().unwrap());
+    assert_eq!(store.find_user(&alice).await.unwrap().unwrap().disabled, false);
+    assert!(store.find_access_token(&access.token_hash, now).await.unwrap().is_none(), "enabling revives nothing");
+
+    let (grant, access) = seed("g-2", "token-2");
+    store.insert_grant_with_access_token(&grant, &access).await.unwrap();
+    let removed = json_of(&authflow(&db).args(["user", "remove", "alice"]).output().unwrap());
+    assert_eq!(removed["grants_revoked"], 1, "{removed}");
+    assert!(store.find_access_token(&access.token_hash, now).await.unwrap().is_none(), "token revoked");
+    assert!(store.find_user(&alice).await.unwrap().is_none());
+    assert!(!authflow(&db).args(["user", "disable", "alice"]).output().unwrap().status.success(), "no such user");
+}
+
 #[test]
 fn clients_are_validated_and_printed_once_with_their_secret() {
     let dir = tempfile::tempdir().unwrap();
