@@ -329,19 +329,24 @@ pub enum KeyCommand {
         /// cache the JWKS (5 minutes) plus a replica's refresh (1 minute).
         #[arg(long, default_value_t = 600, value_name = "SECS")]
         overlap_secs: u64,
-        /// Seconds the old key stays published after it stops signing: the longest access or ID token
-        /// lifetime plus the clock skew.
-        #[arg(long, default_value_t = 3660, value_name = "SECS")]
-        keep_published_secs: u64,
+        /// Seconds the old key stays published after it stops signing: at least the longest access or ID
+        /// token lifetime plus the clock skew. Default: the configured `access_token_ttl_secs` (ID tokens
+        /// live as long) plus 60.
+        #[arg(long, value_name = "SECS")]
+        keep_published_secs: Option<u64>,
     },
     /// List signing keys and their state.
     List,
 }
 
 /// Run a `key` subcommand.
+///
+/// `token_lifetime` is the configured access-token lifetime: tokens signed by a retiring key must still verify
+/// until they expire, so by default the key stays published that long (plus the clock skew).
 pub async fn key(
     store: std::sync::Arc<dyn Store>,
     encryption: Option<authflow_server::keys::KeyEncryptionKey>,
+    token_lifetime: std::time::Duration,
     command: KeyCommand,
 ) -> CliResult {
     let ring = authflow_server::keys::KeyRing::new(store.clone(), authflow_core::jose::Algorithm::ES256)
@@ -350,8 +355,22 @@ pub async fn key(
     match command {
         KeyCommand::Rotate { overlap_secs, keep_published_secs } => {
             let overlap = std::time::Duration::from_secs(overlap_secs);
-            let kid = ring.rotate(now, overlap, std::time::Duration::from_secs(keep_published_secs)).await?;
-            println!("{}", json!({ "kid": kid, "signs_from": (now + overlap).as_secs() }));
+            let least = token_lifetime + authflow_server::Policy::default().clock_skew;
+            let keep = keep_published_secs.map_or(least, std::time::Duration::from_secs);
+            if keep < least {
+                return Err(format!(
+                    "--keep-published-secs {} is shorter than the access-token lifetime plus clock skew ({} s): \
+                     tokens the old key signed would stop verifying before they expire",
+                    keep.as_secs(),
+                    least.as_secs()
+                )
+                .into());
+            }
+            let kid = ring.rotate(now, overlap, keep).await?;
+            println!(
+                "{}",
+                json!({ "kid": kid, "signs_from": (now + overlap).as_secs(), "old_keys_published_for_secs": keep.as_secs() })
+            );
         }
         KeyCommand::List => {
             for k in store.list_signing_keys().await? {

@@ -286,11 +286,15 @@ fn keys_are_rotated_listed_and_sealed_with_the_configured_key() {
     let kek = "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq80=";
     let key = |args: &[&str]| {
         let mut cmd = authflow(&db);
-        cmd.env("AUTHFLOW_SIGNING_KEY_ENCRYPTION_KEY", kek).arg("key").args(args);
-        cmd.output().unwrap()
+        cmd.env("AUTHFLOW_SIGNING_KEY_ENCRYPTION_KEY", kek).env("AUTHFLOW_ACCESS_TOKEN_TTL_SECS", "300");
+        cmd.arg("key").args(args).output().unwrap()
     };
     let first = json_of(&key(&["rotate"]));
-    let second = json_of(&key(&["rotate", "--overlap-secs", "0", "--keep-published-secs", "120"]));
+    assert_eq!(first["old_keys_published_for_secs"], 360, "by default the token lifetime plus the clock skew");
+    let short = key(&["rotate", "--keep-published-secs", "120"]);
+    assert!(!short.status.success(), "old keys may not be unpublished while their tokens live");
+    assert!(String::from_utf8_lossy(&short.stderr).contains("shorter than"));
+    let second = json_of(&key(&["rotate", "--overlap-secs", "0", "--keep-published-secs", "400"]));
     assert_ne!(first["kid"], second["kid"]);
 
     let listed = key(&["list"]);
