@@ -211,7 +211,7 @@ impl AuthServer {
         let state = self.state.clone();
         let cors = cors::layer(&self.state.policy.cors_origins);
         let limit = |which| axum::middleware::from_fn_with_state((state.clone(), which), limits::enforce);
-        Router::new()
+        let router = Router::new()
             .merge(health::routes())
             .merge(discovery::routes(&self.state.issuer))
             .merge(authorize::routes(&base))
@@ -231,7 +231,16 @@ impl AuthServer {
                     .layer(ServiceBuilder::new().layer(cors.clone()).layer(limit(Limited::Introspect))),
             )
             .merge(register::routes(&base).layer(cors))
-            .route("/metrics", get(observe::metrics))
+            .route("/metrics", get(observe::metrics));
+        // Where `ClientIp` learns which peers may name the client (none: the peer is the client).
+        let policy = &self.state.policy;
+        let router = if policy.trusted_proxies.is_empty() {
+            router
+        } else {
+            let trusted = client_ip::TrustedProxies::new(&policy.trusted_proxies, policy.trusted_proxy_header);
+            router.layer(axum::Extension(trusted))
+        };
+        router
             .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
             // After routing (Router::layer), so the route pattern labels the metrics and the span.
             .layer(axum::middleware::from_fn_with_state(self.state.clone(), observe::observe))

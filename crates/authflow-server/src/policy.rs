@@ -8,6 +8,8 @@ use authflow_core::ratelimit::RateLimit;
 use authflow_core::validation::redirect_uri::RedirectUriPolicy;
 use authflow_core::validation::resource::ResourcePolicy;
 
+pub use crate::client_ip::{InvalidNetwork, IpNetwork, ProxyHeader};
+
 /// The form of access tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AccessTokenFormat {
@@ -81,6 +83,22 @@ pub struct Policy {
     /// every request). Changes made through this process (RFC 7592) apply at once; changes made elsewhere
     /// (another replica, `authflow client disable`) within this delay.
     pub client_cache_ttl: Duration,
+    /// Reverse proxies and load balancers whose forwarded headers are believed (default: none). When the
+    /// TCP peer is in one of these networks, the per-address limits (sign-ins, user codes, registrations, token
+    /// and introspection requests) count against the client address the proxies recorded in
+    /// [`trusted_proxy_header`](Self::trusted_proxy_header), read right to left: addresses in these networks
+    /// are skipped, the first other one is the client, and when all are trusted the leftmost is. A missing,
+    /// malformed or oversized header, or an `unknown` hop, leaves the peer's address.
+    ///
+    /// Empty, the peer's address is used and forwarded headers are ignored, so a client cannot pick its
+    /// own address; but behind a proxy every user then shares the proxy's limits, and one client can lock
+    /// the others out of signing in. List only the proxies' own networks (e.g.
+    /// `vec!["10.0.0.0/8".parse()?]`), never networks clients connect from.
+    pub trusted_proxies: Vec<IpNetwork>,
+    /// The header trusted proxies record the client in: `X-Forwarded-For` (default) or RFC 7239
+    /// `Forwarded`. Only this one is read: a proxy that maintains one header passes the other through as the
+    /// client wrote it.
+    pub trusted_proxy_header: ProxyHeader,
 }
 
 impl Default for Policy {
@@ -112,6 +130,8 @@ impl Default for Policy {
             device: DevicePolicy::default(),
             user_code_attempts_per_ip: attempts(20, Duration::from_secs(600)),
             client_cache_ttl: Duration::from_secs(2),
+            trusted_proxies: Vec::new(),
+            trusted_proxy_header: ProxyHeader::XForwardedFor,
         }
     }
 }

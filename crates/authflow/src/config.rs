@@ -77,6 +77,11 @@ pub struct Config {
     pub device_poll_interval_secs: u64,
     /// How long a client read from storage is reused, in seconds (0: read on every request).
     pub client_cache_ttl_secs: u64,
+    /// Reverse proxies whose forwarded headers name the client for the per-address limits, as networks
+    /// (`10.0.0.0/8`, `::1`); empty (default): the peer address, forwarded headers ignored.
+    pub trusted_proxies: Vec<String>,
+    /// The header trusted proxies record the client in: `x-forwarded-for` (default) or `forwarded` (RFC 7239).
+    pub trusted_proxy_header: String,
     /// 32 random bytes in base64 that seal signing keys at rest (AES-256-GCM); the same on every replica.
     pub signing_key_encryption_key: Option<String>,
     /// Clients declared in the file (`[[clients]]`), created or updated at start.
@@ -215,6 +220,8 @@ impl Default for Config {
             device_code_ttl_secs: 600,
             device_poll_interval_secs: 5,
             client_cache_ttl_secs: 2,
+            trusted_proxies: Vec::new(),
+            trusted_proxy_header: "x-forwarded-for".into(),
             signing_key_encryption_key: None,
             clients: Vec::new(),
             upstream: Vec::new(),
@@ -493,6 +500,34 @@ client_secret = "other"
         std::fs::write(&path, "[[upstream]]\nkind = \"github\"\nclient_id = \"x\"\nclient_secret = \"y\"\ntypo = 1\n")
             .unwrap();
         assert!(Config::load(Some(&path), env(&[])).is_err(), "unknown keys in a provider are an error");
+    }
+
+    #[test]
+    fn trusted_proxies_come_from_the_file_or_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("authflow.toml");
+        std::fs::write(
+            &path,
+            "trusted_proxies = [\"10.0.0.0/8\", \"::1/128\"]\ntrusted_proxy_header = \"forwarded\"\n",
+        )
+        .unwrap();
+        let (c, w) = Config::load(Some(&path), env(&[])).unwrap();
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(c.trusted_proxies, ["10.0.0.0/8", "::1/128"]);
+        assert_eq!(c.trusted_proxy_header, "forwarded");
+        let (c, w) = Config::load(
+            Some(&path),
+            env(&[
+                ("AUTHFLOW_TRUSTED_PROXIES", "172.16.0.0/12 fd00::/8"),
+                ("AUTHFLOW_TRUSTED_PROXY_HEADER", "x-forwarded-for"),
+            ]),
+        )
+        .unwrap();
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(c.trusted_proxies, ["172.16.0.0/12", "fd00::/8"]);
+        assert_eq!(c.trusted_proxy_header, "x-forwarded-for");
+        let (c, _) = Config::load(None, env(&[("AUTHFLOW_TRUSTED_PROXIES", "[\"10.0.0.0/8\"]")])).unwrap();
+        assert_eq!(c.trusted_proxies, ["10.0.0.0/8"], "a TOML array works too");
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use authflow_core::device::DevicePolicy;
-use authflow_server::policy::AccessTokenFormat;
+use authflow_server::policy::{AccessTokenFormat, IpNetwork, ProxyHeader};
 use authflow_server::{AuthServer, Policy};
 use authflow_store::redis::RedisShared;
 use axum::serve::ListenerExt;
@@ -46,8 +46,9 @@ pub async fn serve(config: Config) -> CliResult {
         crate::admin::upsert_static_client(store.as_ref(), client).await?;
     }
     let key_encryption = config.key_encryption()?;
-    let mut builder =
-        AuthServer::builder(issuer.clone(), store.clone()).scopes(config.scopes.clone()).policy(policy(&config)?);
+    let rules = policy(&config)?;
+    log_trusted_proxies(&rules);
+    let mut builder = AuthServer::builder(issuer.clone(), store.clone()).scopes(config.scopes.clone()).policy(rules);
     if let Some(url) = &config.redis {
         // Replicas share an issuer, so it names their keyspace: one Redis can serve several deployments.
         let prefix = format!("authflow:{}:", issuer.as_str().trim_end_matches('/'));
@@ -97,8 +98,22 @@ fn policy(config: &Config) -> Result<Policy, String> {
         "jwt" => AccessTokenFormat::Jwt,
         other => return Err(format!("access_token_format must be \"opaque\" or \"jwt\", not {other:?}")),
     };
+    let trusted_proxies = config
+        .trusted_proxies
+        .iter()
+        .map(|n| n.parse::<IpNetwork>().map_err(|e| format!("trusted_proxies: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let trusted_proxy_header = match config.trusted_proxy_header.to_ascii_lowercase().as_str() {
+        "x-forwarded-for" => ProxyHeader::XForwardedFor,
+        "forwarded" => ProxyHeader::Forwarded,
+        other => {
+            return Err(format!("trusted_proxy_header must be \"x-forwarded-for\" or \"forwarded\", not {other:?}"))
+        }
+    };
     Ok(Policy {
         access_token_format,
+        trusted_proxies,
+        trusted_proxy_header,
         access_token_ttl: Duration::from_secs(config.access_token_ttl_secs),
         refresh_token_ttl: Duration::from_secs(config.refresh_token_ttl_secs),
         code_ttl: Duration::from_secs(config.code_ttl_secs),
@@ -117,6 +132,24 @@ fn policy(config: &Config) -> Result<Policy, String> {
     })
 }
 
+/// Say at start whose word the per-address limits take; warn when a network lets any client name itself.
+fn log_trusted_proxies(policy: &Policy) {
+    if policy.trusted_proxies.is_empty() {
+        return;
+    }
+    let networks = policy.trusted_proxies.iter().map(ToString::to_string).collect::<Vec<_>>().join(" ");
+    let header = match policy.trusted_proxy_header {
+        ProxyHeader::XForwardedFor => "X-Forwarded-For",
+        ProxyHeader::Forwarded => "Forwarded",
+    };
+    tracing::info!(%networks, header, "per-address limits use the client address trusted proxies forward");
+    if policy.trusted_proxies.iter().any(|n| n.prefix() == 0) {
+        tracing::warn!(
+            "trusted_proxies includes a /0 network: any client can pick the address its limits count against"
+        );
+    }
+}
+
 /// A database URL with any password removed, for error messages.
 pub(crate) fn redact_url(url: &str) -> String {
     match url::Url::parse(url) {
@@ -130,6 +163,39 @@ pub(crate) fn redact_url(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use authflow_server::policy::{IpNetwork, ProxyHeader};
+
+    use crate::config::Config;
+
+    #[test]
+    fn trusted_proxies_are_checked_at_start() {
+        let policy = super::policy(&Config::default()).unwrap();
+        assert!(policy.trusted_proxies.is_empty(), "none by default");
+        assert_eq!(policy.trusted_proxy_header, ProxyHeader::XForwardedFor);
+
+        let config = Config {
+            trusted_proxies: vec!["10.0.0.0/8".into(), "::1".into()],
+            trusted_proxy_header: "Forwarded".into(),
+            ..Config::default()
+        };
+        let policy = super::policy(&config).unwrap();
+        let expected: Vec<IpNetwork> = vec!["10.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()];
+        assert_eq!(policy.trusted_proxies, expected);
+        assert_eq!(policy.trusted_proxy_header, ProxyHeader::Forwarded);
+
+        for (bad, says) in [
+            ("10.0.0.0/33", "trusted_proxies: invalid network \"10.0.0.0/33\": the prefix length is at most 32"),
+            ("10.0.0.1/8", "did you mean 10.0.0.0/8?"),
+            ("proxy.internal", "CIDR notation"),
+        ] {
+            let config = Config { trusted_proxies: vec![bad.into()], ..Config::default() };
+            let e = super::policy(&config).unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+        let config = Config { trusted_proxy_header: "x-real-ip".into(), ..Config::default() };
+        assert!(super::policy(&config).unwrap_err().contains("trusted_proxy_header"));
+    }
+
     #[test]
     fn passwords_are_redacted() {
         assert_eq!(super::redact_url("postgres://u:secret@h/db"), "postgres://u:***@h/db");

@@ -101,12 +101,12 @@ async fn disabling_or_removing_a_user_revokes_their_tokens() {
     let disabled = json_of(&authflow(&db).args(["user", "disable", "alice"]).output().unwrap());
     assert_eq!(disabled["grants_revoked"], 1, "{disabled}");
     assert!(store.find_access_token(&access.token_hash, now).await.unwrap().is_none(), "token revoked");
-    assert_eq!(store.find_user(&alice).await.unwrap().unwrap().disabled, true);
+    assert!(store.find_user(&alice).await.unwrap().unwrap().disabled);
     let listed = String::from_utf8_lossy(&authflow(&db).args(["user", "list"]).output().unwrap().stdout).to_string();
     assert!(listed.contains("\"disabled\":true"), "{listed}");
 
     json_of(&authflow(&db).args(["user", "enable", "alice"]).output().unwrap());
-    assert_eq!(store.find_user(&alice).await.unwrap().unwrap().disabled, false);
+    assert!(!store.find_user(&alice).await.unwrap().unwrap().disabled);
     assert!(store.find_access_token(&access.token_hash, now).await.unwrap().is_none(), "enabling revives nothing");
 
     let (grant, access) = seed("g-2", "token-2");
