@@ -10,8 +10,9 @@
 //! ```
 //!
 //! ## What it checks
-//! With [`authflow_core::jose`]: the signature, with an allow-listed algorithm only (ES256 and EdDSA by
-//! default, never `none` or HMAC); `typ` `at+jwt` (RFC 9068 §4); `iss` exactly the configured issuer; `aud`
+//! With [`authflow_core::jose`]: the signature, with an allow-listed algorithm only (by default ES256, EdDSA,
+//! and RS256 and PS256 for an authorization server that signs with RSA, with keys of 2048 bits or more; never
+//! `none` or HMAC; each key only for its own type's algorithms); `typ` `at+jwt` (RFC 9068 §4); `iss` exactly the configured issuer; `aud`
 //! naming this resource (exactly or canonically, RFC 8707); `exp`, `nbf` and `iat` with
 //! [`JwtVerifierBuilder::leeway`]; the claims RFC 9068 §2.2 requires; and a well-formed `scope`.
 //!
@@ -311,7 +312,8 @@ impl JwtVerifierBuilder {
         self
     }
 
-    /// Accept only these algorithms (default: ES256 and EdDSA).
+    /// Accept only these algorithms (default: all that authflow verifies, [`Algorithm::ALL`]: ES256, EdDSA,
+    /// RS256 and PS256). Narrow it to what the authorization server signs with, e.g. `&[Algorithm::ES256]`.
     pub fn algorithms(mut self, algorithms: &[Algorithm]) -> Self {
         self.algorithms = algorithms.to_vec();
         self

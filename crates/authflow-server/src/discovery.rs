@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use authflow_core::jose::Algorithm;
+use authflow_core::jose::CLIENT_ASSERTION_ALGORITHMS;
 use authflow_core::metadata::{
     well_known_url, well_known_url_appended, AuthorizationServerMetadata, OpenIdProviderMetadata,
     OAUTH_AUTHORIZATION_SERVER, OPENID_CONFIGURATION,
@@ -33,8 +33,9 @@ pub(crate) fn routes(issuer: &Url) -> Router<Arc<AppState>> {
 }
 
 /// The OpenID Provider document: the same endpoints plus what OpenID Connect adds. ID tokens are signed with
-/// the deployment's key algorithm (ES256 by default); RS256 is not offered, a deliberate departure from
-/// OpenID Connect Discovery's "MUST include RS256" (see the README).
+/// the deployment's key algorithm (ES256 by default); RS256 is not offered for signing, a deliberate
+/// departure from OpenID Connect Discovery's "MUST include RS256" (see the README). authflow does *verify*
+/// RS256, in client assertions: that is `token_endpoint_auth_signing_alg_values_supported`.
 pub(crate) fn openid_metadata(state: &AppState) -> OpenIdProviderMetadata {
     let mut oauth = metadata(state);
     oauth.userinfo_endpoint = Some(state.endpoint("userinfo"));
@@ -70,7 +71,10 @@ pub(crate) fn metadata(state: &AppState) -> AuthorizationServerMetadata {
         .into_iter()
         .map(String::from)
         .collect();
-    m.token_endpoint_auth_signing_alg_values_supported = Algorithm::ALL.iter().map(|a| a.as_str().to_owned()).collect();
+    // What the token endpoint accepts in `private_key_jwt` assertions, exactly (introspection and revocation
+    // authenticate clients the same way).
+    m.token_endpoint_auth_signing_alg_values_supported =
+        CLIENT_ASSERTION_ALGORITHMS.iter().map(|a| a.as_str().to_owned()).collect();
     m.device_authorization_endpoint = Some(state.endpoint("device_authorization"));
     m.introspection_endpoint = Some(state.endpoint("introspect"));
     m.introspection_endpoint_auth_methods_supported = secret_methods;

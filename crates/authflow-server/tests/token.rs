@@ -4,6 +4,7 @@
 //! isolation; tests/authorize.rs drives the same exchange through the login and consent pages.
 
 mod common;
+mod rsa_key;
 
 use std::time::Duration;
 
@@ -464,6 +465,12 @@ async fn introspection_requires_a_confidential_caller(backend: Backend) {
 }
 
 fn assertion(s: &TestServer, key: &PrivateKey, client_id: &str, overrides: Value) -> String {
+    jws::sign(None, &assertion_claims(s, client_id, overrides), key).unwrap()
+}
+
+/// An assertion's claims for `client_id` at this server's token endpoint, valid now for two minutes, with
+/// `overrides` applied (a null removes the claim).
+fn assertion_claims(s: &TestServer, client_id: &str, overrides: Value) -> Value {
     let now = s.clock_now().as_secs();
     let mut claims = json!({
         "iss": client_id, "sub": client_id, "aud": s.url("/token"),
@@ -476,7 +483,7 @@ fn assertion(s: &TestServer, key: &PrivateKey, client_id: &str, overrides: Value
             claims[k] = v.clone();
         }
     }
-    jws::sign(None, &claims, key).unwrap()
+    claims
 }
 
 async fn private_key_jwt(backend: Backend) {
@@ -544,6 +551,70 @@ async fn private_key_jwt(backend: Backend) {
     s.stop().await;
 }
 
+/// RS256 and PS256 assertions, as most client libraries sign them, with a client's 2048-bit RSA key.
+async fn private_key_jwt_with_rsa(backend: Backend) {
+    use base64::Engine;
+    let s = TestServer::start(backend).await;
+    let spec = |jwk: Value| ClientSpec::service().method(ClientAuthMethod::PrivateKeyJwt).jwks(json!({"keys": [jwk]}));
+    let (id, _) = s.add_client(spec(rsa_key::public_jwk(json!({"use": "sig"})))).await;
+    let server = &s;
+    let post = |assertion: String| async move {
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+            ("client_assertion", &assertion),
+        ];
+        common::Reply::from(server.http.post(server.url("/token")).form(&form).send().await.unwrap()).await
+    };
+    let rsa = |alg: &str, client: &str, overrides: Value| {
+        rsa_key::sign(alg, json!({}), &assertion_claims(&s, client, overrides))
+    };
+
+    post(rsa("RS256", &id, json!({}))).await.assert_token();
+    post(rsa("PS256", &id, json!({"aud": s.base}))).await.assert_token();
+    post(rsa("RS256", &id, json!({"typ": "JWT"}))).await.assert_token();
+    // Replay, expiry, another audience: the same rules as for ES256.
+    let once = rsa("RS256", &id, json!({}));
+    post(once.clone()).await.assert_token();
+    post(once.clone()).await.assert_error(401, "invalid_client");
+    let now = s.clock_now().as_secs();
+    post(rsa("RS256", &id, json!({"exp": now - 120}))).await.assert_error(401, "invalid_client");
+    post(rsa("RS256", &id, json!({"aud": "https://elsewhere.example/token"})))
+        .await
+        .assert_error(401, "invalid_client");
+    // A flipped bit in the signature.
+    let fresh = rsa("RS256", &id, json!({}));
+    let (input, sig) = fresh.rsplit_once('.').unwrap();
+    let mut sig = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(sig).unwrap();
+    sig[17] ^= 4;
+    let flipped = format!("{input}.{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&sig));
+    post(flipped).await.assert_error(401, "invalid_client");
+    // HS256 "signed" with the client's published RSA key as the HMAC secret (algorithm confusion).
+    {
+        use sha2::Digest;
+        let b64 = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+        let claims = assertion_claims(&s, &id, json!({}));
+        let input = format!("{}.{}", b64(br#"{"alg":"HS256","kid":"rsa-2048"}"#), b64(claims.to_string().as_bytes()));
+        let secret = serde_json::to_vec(&rsa_key::public_jwk(json!({"use": "sig"}))).unwrap();
+        let mut k = [0u8; 64];
+        k[..32].copy_from_slice(&sha2::Sha256::digest(&secret));
+        let inner: Vec<u8> = k.iter().map(|b| b ^ 0x36).chain(input.bytes()).collect();
+        let outer: Vec<u8> = k.iter().map(|b| b ^ 0x5c).chain(sha2::Sha256::digest(&inner)).collect();
+        post(format!("{input}.{}", b64(&sha2::Sha256::digest(&outer)))).await.assert_error(401, "invalid_client");
+    }
+    // The client pinned its key to PS256: an RS256 assertion is refused, a PS256 one accepted.
+    let (pinned, _) = s.add_client(spec(rsa_key::public_jwk(json!({"alg": "PS256"})))).await;
+    post(rsa("RS256", &pinned, json!({}))).await.assert_error(401, "invalid_client");
+    post(rsa("PS256", &pinned, json!({}))).await.assert_token();
+    // An ES256 assertion whose kid names the client's RSA key is refused, and an RS256 one naming an EC key.
+    let ec = PrivateKey::generate(Algorithm::ES256, &mut OsEntropy, Some(rsa_key::KID.into()));
+    post(assertion(&s, &ec, &id, json!({}))).await.assert_error(401, "invalid_client");
+    let (ec_id, _) = s.add_client(spec(serde_json::to_value(ec.public_jwk()).unwrap())).await;
+    post(rsa("RS256", &ec_id, json!({}))).await.assert_error(401, "invalid_client");
+    post(assertion(&s, &ec, &ec_id, json!({}))).await.assert_token();
+    s.stop().await;
+}
+
 async fn discovery_lists_what_is_served(backend: Backend) {
     let s = TestServer::start(backend).await;
     let meta: Value =
@@ -558,7 +629,15 @@ async fn discovery_lists_what_is_served(backend: Backend) {
     assert_eq!(meta["code_challenge_methods_supported"], json!(["S256"]));
     let methods = meta["token_endpoint_auth_methods_supported"].as_array().unwrap();
     assert!(methods.contains(&json!("private_key_jwt")) && methods.contains(&json!("none")));
-    assert_eq!(meta["token_endpoint_auth_signing_alg_values_supported"], json!(["ES256", "EdDSA"]));
+    // Exactly what client assertions may be signed with; the ID token list stays what authflow signs with.
+    let verified = json!(["ES256", "EdDSA", "RS256", "PS256"]);
+    assert_eq!(meta["token_endpoint_auth_signing_alg_values_supported"], verified);
+    assert_eq!(meta["introspection_endpoint_auth_signing_alg_values_supported"], verified);
+    assert_eq!(meta["revocation_endpoint_auth_signing_alg_values_supported"], verified);
+    let openid: Value =
+        s.http.get(s.url("/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(openid["token_endpoint_auth_signing_alg_values_supported"], verified);
+    assert_eq!(openid["id_token_signing_alg_values_supported"], json!(["ES256"]));
     s.stop().await;
 }
 
@@ -689,5 +768,6 @@ on_every_backend!(
     revocation_is_scoped_to_the_owner,
     introspection_requires_a_confidential_caller,
     private_key_jwt,
+    private_key_jwt_with_rsa,
     discovery_lists_what_is_served,
 );

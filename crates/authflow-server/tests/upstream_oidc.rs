@@ -6,9 +6,11 @@
 //! forms over HTTP, then finish an MCP client's code flow at authflow (consent, code, token).
 //!
 //! What a real provider will not do on request — sign an ID token with another issuer or nonce — a
-//! stand-in does ([`StandIn`], an axum app on loopback).
+//! stand-in does ([`StandIn`], an axum app on loopback). It also signs the way Google and Entra ID do, with
+//! RS256 (or PS256), using the fixed test key of `rsa_key/mod.rs`.
 
 mod common;
+mod rsa_key;
 #[path = "upstream/support.rs"]
 mod support;
 
@@ -37,6 +39,9 @@ on_memory_and_sqlite!(
     a_user_outside_the_allow_list_is_refused,
     a_bad_nonce_is_refused,
     an_id_token_from_another_issuer_is_refused,
+    rs256_and_ps256_id_tokens_sign_in,
+    an_id_token_in_an_algorithm_the_provider_does_not_list_is_refused,
+    a_provider_without_an_accepted_algorithm_cannot_be_used,
 );
 
 /// An outbound client that may reach plain-http loopback providers (accepted for a loopback issuer only).
@@ -48,8 +53,18 @@ fn local_http() -> SafeHttpClient {
 enum Upstream {
     /// node-oidc-provider, its client authenticating with this method.
     Node(&'static str),
-    /// The stand-in.
-    StandIn,
+    /// The stand-in, signing as told and listing these `id_token_signing_alg_values_supported` (none: the
+    /// member is left out of its discovery document).
+    StandIn(Signer, Option<Value>),
+}
+
+/// How the stand-in signs its ID tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Signer {
+    /// With a fresh P-256 key.
+    Es256,
+    /// With the RSA test key: `RS256` or `PS256`.
+    Rsa(&'static str),
 }
 
 /// Keeps the provider alive for the test.
@@ -86,7 +101,7 @@ async fn start(
     let callback = format!("http://{}/authorize/upstream/callback", listener.local_addr().unwrap());
     let running = match upstream {
         Upstream::Node(auth) => Running::Node(node(&callback, auth).await),
-        Upstream::StandIn => Running::StandIn(StandIn::start().await),
+        Upstream::StandIn(signer, ref advertised) => Running::StandIn(StandIn::start(signer, advertised.clone()).await),
     };
     let mut config = adjust(config(&running.issuer()));
     if let Upstream::Node("client_secret_post") = upstream {
@@ -340,7 +355,7 @@ async fn an_id_token_from_another_issuer_is_refused(backend: Backend) {
 /// The stand-in signs a token with one thing wrong: refused, with no session. Then the same stand-in,
 /// with nothing wrong, signs the person in (so the refusal was for that one thing).
 async fn tampered_id_token(backend: Backend, tamper: Tamper, says: &str) {
-    let (server, client_id, provider) = start(backend, Upstream::StandIn, |c| c, |b| b).await;
+    let (server, client_id, provider) = start(backend, Upstream::StandIn(Signer::Es256, None), |c| c, |b| b).await;
     let stand_in = provider.stand_in();
     let authz = Authz::new(&client_id);
     let mut agent = Agent::default();
@@ -359,6 +374,68 @@ async fn tampered_id_token(backend: Backend, tamper: Tamper, says: &str) {
     server.stop().await;
 }
 
+/// Google, Entra ID, Okta, Auth0 and Keycloak sign ID tokens with RS256: a sign-in with one works, with the
+/// provider's key found in its JWKS beside keys of other types. PS256 works too.
+async fn rs256_and_ps256_id_tokens_sign_in(backend: Backend) {
+    let advertised = json!(["RS256", "PS256", "HS256"]);
+    let (server, client_id, provider) =
+        start(backend, Upstream::StandIn(Signer::Rsa("RS256"), Some(advertised)), |c| c, |b| b).await;
+    let stand_in = provider.stand_in();
+    let mut linked = None;
+    // Another scope the second time, so consent is asked again.
+    for (alg, scope) in [("RS256", "notes:read"), ("PS256", "notes:write")] {
+        *stand_in.signer.lock().unwrap() = Signer::Rsa(alg);
+        let authz = Authz::new(&client_id).set("scope", scope);
+        let mut agent = Agent::default();
+        let location = leave_for_provider(&mut agent, &server, &authz, &stand_in.base).await;
+        let back = agent.get(&stand_in.answer(&location)).await;
+        assert!(agent.has_cookie(&server.base, "authflow-session"), "signed in with {alg}: {}", back.text);
+        let token = consent_and_token(&mut agent, &server, &client_id, &authz, &back).await;
+        let sub = subject(&server, &token).await;
+        assert_eq!(*linked.get_or_insert_with(|| sub.clone()), sub, "the same person either way");
+    }
+    let user = server.store.find_user(linked.as_ref().unwrap()).await.unwrap().expect("the linked user");
+    assert!(user.username.ends_with(":stand-in-user"), "{}", user.username);
+    server.stop().await;
+}
+
+/// The provider says it signs ID tokens with ES256 only: an RS256 one is refused, however well signed.
+async fn an_id_token_in_an_algorithm_the_provider_does_not_list_is_refused(backend: Backend) {
+    let upstream = Upstream::StandIn(Signer::Rsa("RS256"), Some(json!(["ES256"])));
+    let (server, client_id, provider) = start(backend, upstream, |c| c, |b| b).await;
+    let stand_in = provider.stand_in();
+    let authz = Authz::new(&client_id);
+    let mut agent = Agent::default();
+    let location = leave_for_provider(&mut agent, &server, &authz, &stand_in.base).await;
+    let reply = agent.get(&stand_in.answer(&location)).await;
+    assert_page(&reply, 403, "it is not signed with an accepted algorithm (ES256)");
+    assert_signed_out(&mut agent, &server, &authz, &reply).await;
+    assert!(server.store.list_users().await.unwrap().is_empty(), "nobody was linked");
+    server.stop().await;
+}
+
+/// A provider that signs ID tokens only with algorithms authflow does not verify is refused before the
+/// browser is sent there, with the reason.
+async fn a_provider_without_an_accepted_algorithm_cannot_be_used(backend: Backend) {
+    let upstream = Upstream::StandIn(Signer::Es256, Some(json!(["HS256", "RS512"])));
+    let (server, client_id, provider) = start(backend, upstream, |c| c, |b| b).await;
+    let authz = Authz::new(&client_id);
+    let mut agent = Agent::default();
+    let page = agent.get(&server.url(&authz.url())).await;
+    assert_page(&page, 200, "Continue with Corp SSO");
+    let form = [("csrf_token", field(&page.text, "csrf_token")), ("request", field(&page.text, "request"))];
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let reply = agent.post(&server.url("/authorize/upstream/corp"), &form).await;
+    assert_page(
+        &reply,
+        503,
+        "it signs ID tokens with HS256, RS512 only, and authflow accepts RS256, PS256, ES256, EdDSA",
+    );
+    assert!(!agent.has_cookie(&server.base, "authflow-upstream"), "no round trip was started");
+    let _ = provider;
+    server.stop().await;
+}
+
 // ---- a stand-in provider ---------------------------------------------------------------------------------
 
 /// What the stand-in gets wrong in its next ID token.
@@ -370,11 +447,13 @@ enum Tamper {
 }
 
 /// **A stand-in, not a real provider**: an axum app on loopback that serves OpenID Connect discovery, a
-/// JWKS and a token endpoint, and signs ES256 ID tokens for the `nonce` of the last authorization request
-/// it was shown — with one thing wrong when told to.
+/// JWKS and a token endpoint, and signs ID tokens (ES256 with a fresh key, or RS256/PS256 with the RSA test
+/// key) for the `nonce` of the last authorization request it was shown — with one thing wrong when told to.
+/// Its JWKS holds both keys, and a key of a type authflow does not use, as real sets often do.
 struct StandIn {
     base: String,
     tamper: Arc<Mutex<Tamper>>,
+    signer: Arc<Mutex<Signer>>,
     nonce: Arc<Mutex<String>>,
 }
 
@@ -382,40 +461,51 @@ struct StandIn {
 struct StandInState {
     base: String,
     key: Arc<PrivateKey>,
+    advertised: Option<Value>,
     tamper: Arc<Mutex<Tamper>>,
+    signer: Arc<Mutex<Signer>>,
     nonce: Arc<Mutex<String>>,
 }
 
 impl StandIn {
-    async fn start() -> StandIn {
+    async fn start(signer: Signer, advertised: Option<Value>) -> StandIn {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let state = StandInState {
             base: base.clone(),
             key: Arc::new(PrivateKey::generate(Algorithm::ES256, &mut OsEntropy, None)),
+            advertised,
             tamper: Arc::new(Mutex::new(Tamper::Nothing)),
+            signer: Arc::new(Mutex::new(signer)),
             nonce: Arc::new(Mutex::new(String::new())),
         };
         let router = Router::new()
             .route(
                 "/.well-known/openid-configuration",
                 get(|State(s): State<StandInState>| async move {
-                    Json(json!({
+                    let mut doc = json!({
                         "issuer": s.base,
                         "authorization_endpoint": format!("{}/auth", s.base),
                         "token_endpoint": format!("{}/token", s.base),
                         "jwks_uri": format!("{}/jwks", s.base),
-                    }))
+                    });
+                    if let Some(advertised) = s.advertised {
+                        doc["id_token_signing_alg_values_supported"] = advertised;
+                    }
+                    Json(doc)
                 }),
             )
             .route(
                 "/jwks",
-                get(|State(s): State<StandInState>| async move { Json(json!({"keys": [s.key.public_jwk()]})) }),
+                get(|State(s): State<StandInState>| async move {
+                    let other = json!({"kty": "EC", "crv": "P-384", "kid": "p384", "x": "AA", "y": "AA"});
+                    Json(json!({"keys": [other, s.key.public_jwk(), rsa_key::public_jwk(json!({"use": "sig"}))]}))
+                }),
             )
             .route("/token", post(token))
             .with_state(state.clone());
         tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-        StandIn { base, tamper: state.tamper, nonce: state.nonce }
+        StandIn { base, tamper: state.tamper, signer: state.signer, nonce: state.nonce }
     }
 
     /// "Sign the person in": remember the request's nonce and return authflow's callback URL with a code.
@@ -449,6 +539,10 @@ async fn token(State(s): State<StandInState>, headers: axum::http::HeaderMap) ->
         "email": "someone@example.com",
         "email_verified": true,
     });
-    let id_token = jws::sign(Some("JWT"), &claims, &s.key).unwrap();
+    let signer = *s.signer.lock().unwrap();
+    let id_token = match signer {
+        Signer::Es256 => jws::sign(Some("JWT"), &claims, &s.key).unwrap(),
+        Signer::Rsa(alg) => rsa_key::sign(alg, json!({"typ": "JWT"}), &claims),
+    };
     Json(json!({"access_token": "stand-in-access", "token_type": "Bearer", "id_token": id_token}))
 }

@@ -20,6 +20,11 @@ pub const MAX_JTI_LEN: usize = 256;
 /// Clock skew tolerated on assertion times, and added to `exp` for how long a `jti` must be remembered.
 pub const ASSERTION_LEEWAY: Duration = DEFAULT_LEEWAY;
 
+/// The algorithms a client may sign its assertions with: RS256 and PS256 (what most client libraries
+/// produce by default), ES256 and EdDSA. The authorization server advertises exactly this list as
+/// `token_endpoint_auth_signing_alg_values_supported` (RFC 8414 §2).
+pub const CLIENT_ASSERTION_ALGORITHMS: [Algorithm; 4] = Algorithm::ALL;
+
 /// A client assertion that passed every check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientAssertion {
@@ -46,7 +51,8 @@ impl ClientAssertion {
 }
 
 /// Check a `client_assertion` (RFC 7523 §3):
-/// - signed (ES256 or EdDSA) by a key of `client_jwks`;
+/// - signed with one of [`CLIENT_ASSERTION_ALGORITHMS`] by a key of `client_jwks` (RSA keys of at least
+///   2048 bits only);
 /// - `iss` and `sub` both exactly `expected_client_id`;
 /// - `aud` (string or array) containing one of `accepted_audiences` (the token endpoint URL and the issuer
 ///   identifier; an empty list accepts nothing);
@@ -63,6 +69,7 @@ pub fn validate_client_assertion(
     max_lifetime: Duration,
 ) -> Result<ClientAssertion, JoseError> {
     let validation = Validation::new(now)
+        .algorithms(&CLIENT_ASSERTION_ALGORITHMS)
         .issuer(expected_client_id)
         .audiences(accepted_audiences.iter().copied())
         .require("iss")

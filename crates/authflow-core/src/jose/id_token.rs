@@ -69,10 +69,11 @@ impl IdTokenClaims {
 }
 
 /// `at_hash` / `c_hash`: the left half of the token's hash under the hash function of `alg`, base64url.
-/// For EdDSA (Ed25519) that function is SHA-512, as OpenID Connect settled for Ed25519 signatures.
+/// SHA-256 for ES256, RS256 and PS256; for EdDSA (Ed25519) SHA-512, as OpenID Connect settled for Ed25519
+/// signatures.
 pub fn token_hash_half(alg: Algorithm, token: &str) -> String {
     match alg {
-        Algorithm::ES256 => {
+        Algorithm::ES256 | Algorithm::RS256 | Algorithm::PS256 => {
             let digest = Sha256::digest(token.as_bytes());
             b64_encode(&digest[..16])
         }
@@ -97,13 +98,18 @@ mod tests {
             token_hash_half(Algorithm::ES256, "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"),
             "77QmUPtjPfzWtF2AnpK9RQ"
         );
+        assert_eq!(
+            token_hash_half(Algorithm::RS256, "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"),
+            "77QmUPtjPfzWtF2AnpK9RQ"
+        );
+        assert_eq!(token_hash_half(Algorithm::PS256, "abc"), token_hash_half(Algorithm::ES256, "abc"));
         assert_eq!(token_hash_half(Algorithm::EdDSA, "abc").len(), 43);
     }
 
     #[test]
     fn a_signed_id_token_verifies_and_carries_its_claims() {
         let now = UnixTime::from_secs(1_700_000_000);
-        for alg in Algorithm::ALL {
+        for alg in Algorithm::SIGNING {
             let key = PrivateKey::generate(alg, &mut SeededEntropy::new(7), None);
             let mut claims =
                 IdTokenClaims::new("https://as.example", "user-1", "client-1", now, Duration::from_secs(600), now);

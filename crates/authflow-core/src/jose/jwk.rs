@@ -1,10 +1,11 @@
-//! JSON Web Keys (RFC 7517): public keys for ES256 (`{"kty":"EC","crv":"P-256","x","y"}`, RFC 7518 §6.2) and
-//! EdDSA (`{"kty":"OKP","crv":"Ed25519","x"}`, RFC 8037 §2), key sets, signing keys, and RFC 7638 thumbprints.
+//! JSON Web Keys (RFC 7517): public keys for ES256 (`{"kty":"EC","crv":"P-256","x","y"}`, RFC 7518 §6.2),
+//! EdDSA (`{"kty":"OKP","crv":"Ed25519","x"}`, RFC 8037 §2) and RS256/PS256 (`{"kty":"RSA","n","e"}`,
+//! RFC 7518 §6.3; verification only), key sets, signing keys, and RFC 7638 thumbprints.
 //!
-//! A key of another type (`RSA`, `P-384`, `X25519`, …) parses as an *unsupported* [`Jwk`] that never
+//! A key of another type (`oct`, `P-384`, `X25519`, …) parses as an *unsupported* [`Jwk`] that never
 //! verifies anything, so a JWKS that mixes key types still works for the keys authflow understands. Inside
-//! a [`JwkSet`] a key that is invalid (a point off the curve, a wrong length) is dropped rather than failing
-//! the whole set; [`Jwk::parse`] on its own reports it.
+//! a [`JwkSet`] a key that is invalid (a point off the curve, a wrong length, an RSA modulus below
+//! [`RSA_MIN_BITS`]) is dropped rather than failing the whole set; [`Jwk::parse`] on its own reports it.
 
 use std::fmt;
 
@@ -17,6 +18,15 @@ use crate::entropy::Entropy;
 /// Most keys a [`JwkSet`] holds. Bounds parsing work on a fetched document; real sets hold two or three.
 pub const MAX_JWKS_KEYS: usize = 64;
 
+/// Smallest RSA modulus accepted, in bits (RFC 7518 §3.3 requires 2048; NIST deprecated smaller keys).
+pub const RSA_MIN_BITS: usize = 2048;
+
+/// Largest RSA modulus accepted, in bits: ring's limit, and a bound on the work one hostile key can cost.
+pub const RSA_MAX_BITS: usize = 8192;
+
+/// Largest RSA public exponent accepted (ring's limit; real keys use 65537).
+const RSA_MAX_EXPONENT: u64 = (1 << 33) - 1;
+
 /// Attempts at drawing a valid P-256 scalar before concluding the entropy source is broken. A uniformly
 /// random 32-byte string is invalid with probability about 2^-32, so 64 failures in a row never happen.
 const MAX_KEYGEN_ATTEMPTS: usize = 64;
@@ -26,11 +36,83 @@ const MAX_KEYGEN_ATTEMPTS: usize = 64;
 enum Material {
     Es256(p256::ecdsa::VerifyingKey),
     EdDsa(ed25519_dalek::VerifyingKey),
+    Rsa(RsaPublicKey),
     /// A key type authflow does not use; kept so a mixed JWKS parses.
     Unsupported {
         kty: String,
         crv: Option<String>,
     },
+}
+
+/// An RSA public key, checked: modulus of [`RSA_MIN_BITS`] to [`RSA_MAX_BITS`] bits and odd, exponent odd
+/// and from 3 to 2^33 - 1, both big-endian without leading zeros (as ring takes them).
+#[derive(Clone, PartialEq, Eq)]
+struct RsaPublicKey {
+    n: Vec<u8>,
+    e: Vec<u8>,
+}
+
+impl fmt::Debug for RsaPublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RsaPublicKey").field("bits", &bit_length(&self.n)).field("e", &self.e).finish()
+    }
+}
+
+/// The number of significant bits of a big-endian unsigned integer without leading zero bytes.
+fn bit_length(bytes: &[u8]) -> usize {
+    match bytes.first() {
+        None => 0,
+        Some(first) => bytes.len() * 8 - first.leading_zeros() as usize,
+    }
+}
+
+/// Decode a Base64urlUInt member (RFC 7518 §2). Leading zero bytes, which the RFC forbids but some
+/// producers emit, are dropped rather than refused: the integer is the same.
+fn base64url_uint(value: Option<&str>, missing: &'static str, bad: &'static str) -> Result<Vec<u8>, JoseError> {
+    let s = value.ok_or(JoseError::InvalidKey(missing))?;
+    // An 8192-bit modulus is 1366 characters; refuse anything much longer before decoding it.
+    if s.len() > 2 * (RSA_MAX_BITS / 6) {
+        return Err(JoseError::InvalidKey("the RSA key is far too large"));
+    }
+    let bytes = b64_decode(s).ok_or(JoseError::InvalidKey(bad))?;
+    let start = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
+    Ok(bytes[start..].to_vec())
+}
+
+impl RsaPublicKey {
+    fn from_members(n: Option<&str>, e: Option<&str>) -> Result<RsaPublicKey, JoseError> {
+        let n = base64url_uint(n, "n is missing", "n is not base64url")?;
+        let e = base64url_uint(e, "e is missing", "e is not base64url")?;
+        let bits = bit_length(&n);
+        if bits < RSA_MIN_BITS {
+            return Err(JoseError::InvalidKey("the RSA modulus is shorter than 2048 bits"));
+        }
+        if bits > RSA_MAX_BITS {
+            return Err(JoseError::InvalidKey("the RSA modulus is longer than 8192 bits"));
+        }
+        if n.last().is_none_or(|b| b & 1 == 0) {
+            return Err(JoseError::InvalidKey("the RSA modulus is even"));
+        }
+        let exponent = (e.len() <= 5).then(|| e.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b)));
+        if !exponent.is_some_and(|v| (3..=RSA_MAX_EXPONENT).contains(&v) && v & 1 == 1) {
+            return Err(JoseError::InvalidKey("the RSA exponent is not an odd number from 3 to 2^33 - 1"));
+        }
+        Ok(RsaPublicKey { n, e })
+    }
+
+    /// Check an RS256 or PS256 signature with ring (the parameters' 2048–8192-bit range matches ours).
+    fn verify(&self, alg: Algorithm, message: &[u8], signature: &[u8]) -> bool {
+        use ring::signature::{RsaPublicKeyComponents, RSA_PKCS1_2048_8192_SHA256, RSA_PSS_2048_8192_SHA256};
+        let params = match alg {
+            Algorithm::RS256 => &RSA_PKCS1_2048_8192_SHA256,
+            Algorithm::PS256 => &RSA_PSS_2048_8192_SHA256,
+            Algorithm::ES256 | Algorithm::EdDSA => return false,
+        };
+        // RFC 8017 §8.2.2 step 1 / §8.1.2 step 1: the signature is exactly as long as the modulus. Checked
+        // here first so a wrong-length signature costs no modular arithmetic.
+        signature.len() == self.n.len()
+            && RsaPublicKeyComponents { n: &self.n, e: &self.e }.verify(params, message, signature).is_ok()
+    }
 }
 
 /// A public JSON Web Key. Equality compares the key and its `kid`, `alg` and `use`.
@@ -53,6 +135,10 @@ struct RawJwk {
     x: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     y: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    n: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    e: Option<String>,
     // Read only to refuse it: a private key has no business in a public key document.
     #[serde(default, skip_serializing)]
     d: Option<serde::de::IgnoredAny>,
@@ -74,7 +160,7 @@ impl TryFrom<RawJwk> for Jwk {
     type Error = JoseError;
     fn try_from(raw: RawJwk) -> Result<Self, Self::Error> {
         let material = match (raw.kty.as_str(), raw.crv.as_deref()) {
-            ("EC", Some("P-256")) | ("OKP", Some("Ed25519")) if raw.d.is_some() => {
+            ("EC", Some("P-256")) | ("OKP", Some("Ed25519")) | ("RSA", _) if raw.d.is_some() => {
                 return Err(JoseError::InvalidKey("a public JWK must not contain the private key member d"));
             }
             ("EC", Some("P-256")) => {
@@ -95,6 +181,7 @@ impl TryFrom<RawJwk> for Jwk {
                 }
                 Material::EdDsa(key)
             }
+            ("RSA", _) => Material::Rsa(RsaPublicKey::from_members(raw.n.as_deref(), raw.e.as_deref())?),
             _ => Material::Unsupported { kty: raw.kty, crv: raw.crv },
         };
         Ok(Jwk { material, kid: raw.kid, alg: raw.alg, key_use: raw.key_use })
@@ -103,15 +190,20 @@ impl TryFrom<RawJwk> for Jwk {
 
 impl From<Jwk> for RawJwk {
     fn from(jwk: Jwk) -> RawJwk {
+        let (mut n, mut e) = (None, None);
         let (kty, crv, x, y) = match &jwk.material {
             Material::Es256(k) => {
                 let (x, y) = ec_coordinates(k);
                 ("EC".to_owned(), Some("P-256".to_owned()), Some(x), Some(y))
             }
             Material::EdDsa(k) => ("OKP".to_owned(), Some("Ed25519".to_owned()), Some(b64_encode(k.as_bytes())), None),
+            Material::Rsa(k) => {
+                (n, e) = (Some(b64_encode(&k.n)), Some(b64_encode(&k.e)));
+                ("RSA".to_owned(), None, None, None)
+            }
             Material::Unsupported { kty, crv } => (kty.clone(), crv.clone(), None, None),
         };
-        RawJwk { kty, crv, x, y, d: None, kid: jwk.kid, alg: jwk.alg, key_use: jwk.key_use }
+        RawJwk { kty, crv, x, y, n, e, d: None, kid: jwk.kid, alg: jwk.alg, key_use: jwk.key_use }
     }
 }
 
@@ -125,9 +217,9 @@ fn ec_coordinates(key: &p256::ecdsa::VerifyingKey) -> (String, String) {
 }
 
 impl Jwk {
-    /// Parse one JWK strictly: malformed JSON is [`JoseError::Malformed`], an invalid P-256 or Ed25519 key
-    /// (or one carrying its private part `d`) is [`JoseError::InvalidKey`]. Other key types parse as
-    /// unsupported keys.
+    /// Parse one JWK strictly: malformed JSON is [`JoseError::Malformed`], an invalid P-256, Ed25519 or RSA
+    /// key (an RSA modulus outside [`RSA_MIN_BITS`]..=[`RSA_MAX_BITS`], a bad exponent, or any key carrying
+    /// its private part `d`) is [`JoseError::InvalidKey`]. Other key types parse as unsupported keys.
     pub fn parse(json: &str) -> Result<Jwk, JoseError> {
         let raw: RawJwk = serde_json::from_str(json).map_err(|_| JoseError::Malformed("not a JWK"))?;
         Jwk::try_from(raw)
@@ -144,7 +236,7 @@ impl Jwk {
         self.kid.as_deref()
     }
 
-    /// The `alg` member, if present (any string; only a supported one can match a token).
+    /// The `alg` member, if present (any string; only one of the key's [`Jwk::algorithms`] can match a token).
     pub fn alg(&self) -> Option<&str> {
         self.alg.as_deref()
     }
@@ -159,31 +251,52 @@ impl Jwk {
         match &self.material {
             Material::Es256(_) => "EC",
             Material::EdDsa(_) => "OKP",
+            Material::Rsa(_) => "RSA",
             Material::Unsupported { kty, .. } => kty,
         }
     }
 
-    /// The curve, e.g. `P-256`, `Ed25519`.
+    /// The curve, e.g. `P-256`, `Ed25519`; `None` for RSA.
     pub fn crv(&self) -> Option<&str> {
         match &self.material {
             Material::Es256(_) => Some("P-256"),
             Material::EdDsa(_) => Some("Ed25519"),
+            Material::Rsa(_) => None,
             Material::Unsupported { crv, .. } => crv.as_deref(),
         }
     }
 
-    /// The algorithm this key's type and curve are for; `None` for an unsupported key.
-    pub fn algorithm(&self) -> Option<Algorithm> {
+    /// The size of an RSA key's modulus in bits; `None` for other keys.
+    pub fn rsa_modulus_bits(&self) -> Option<usize> {
+        match &self.material {
+            Material::Rsa(k) => Some(bit_length(&k.n)),
+            _ => None,
+        }
+    }
+
+    /// Every algorithm this key's type and curve can verify: ES256 for EC P-256, EdDSA for OKP Ed25519,
+    /// RS256 and PS256 for RSA, none for an unsupported key. The `alg` member may narrow it to one.
+    pub fn algorithms(&self) -> &'static [Algorithm] {
         match self.material {
-            Material::Es256(_) => Some(Algorithm::ES256),
-            Material::EdDsa(_) => Some(Algorithm::EdDSA),
-            Material::Unsupported { .. } => None,
+            Material::Es256(_) => &[Algorithm::ES256],
+            Material::EdDsa(_) => &[Algorithm::EdDSA],
+            Material::Rsa(_) => &[Algorithm::RS256, Algorithm::PS256],
+            Material::Unsupported { .. } => &[],
+        }
+    }
+
+    /// The one algorithm this key is for: the only one of [`Jwk::algorithms`] (EC, OKP), or for an RSA key
+    /// the one its `alg` member names. `None` for an unsupported key, or an RSA key without a usable `alg`.
+    pub fn algorithm(&self) -> Option<Algorithm> {
+        match self.algorithms() {
+            [only] => Some(*only),
+            several => several.iter().copied().find(|a| self.alg.as_deref() == Some(a.as_str())),
         }
     }
 
     /// Whether authflow can verify with this key.
     pub fn is_supported(&self) -> bool {
-        self.algorithm().is_some()
+        !self.algorithms().is_empty()
     }
 
     /// The same key with this `kid`.
@@ -192,19 +305,21 @@ impl Jwk {
         self
     }
 
-    /// The same key pinned to its algorithm (`alg`) and to signatures (`use: "sig"`); a no-op on an
-    /// unsupported key.
+    /// The same key pinned to its algorithm (`alg`, when [`Jwk::algorithm`] names one) and to signatures
+    /// (`use: "sig"`); a no-op on an unsupported key.
     pub fn pinned(mut self) -> Jwk {
         if let Some(alg) = self.algorithm() {
             self.alg = Some(alg.as_str().to_owned());
+        }
+        if self.is_supported() {
             self.key_use = Some("sig".to_owned());
         }
         self
     }
 
     /// The RFC 7638 SHA-256 thumbprint, base64url: the hash of the required members only, in lexicographic
-    /// order and without whitespace (`{"crv","kty","x","y"}` for EC, `{"crv","kty","x"}` for OKP), so it
-    /// ignores `kid`, `alg` and `use`. `None` for an unsupported key.
+    /// order and without whitespace (`{"crv","kty","x","y"}` for EC, `{"crv","kty","x"}` for OKP,
+    /// `{"e","kty","n"}` for RSA), so it ignores `kid`, `alg` and `use`. `None` for an unsupported key.
     pub fn thumbprint_sha256(&self) -> Option<String> {
         // The members are fixed names and base64url values: nothing needs JSON escaping.
         let canonical = match &self.material {
@@ -213,21 +328,22 @@ impl Jwk {
                 format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#)
             }
             Material::EdDsa(k) => format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#, b64_encode(k.as_bytes())),
+            Material::Rsa(k) => format!(r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#, b64_encode(&k.e), b64_encode(&k.n)),
             Material::Unsupported { .. } => return None,
         };
         Some(b64_encode(&Sha256::digest(canonical.as_bytes())))
     }
 
-    /// Whether this key may verify a token signed with `alg`: same type and curve, a matching `alg` if the
-    /// key names one, and `use` absent or `sig` (RFC 7517 §4.2, RFC 8725 §3.1).
+    /// Whether this key may verify a token signed with `alg`: one of the key type's [`Jwk::algorithms`], a
+    /// matching `alg` if the key names one, and `use` absent or `sig` (RFC 7517 §4.2, RFC 8725 §3.1).
     pub fn usable_for(&self, alg: Algorithm) -> bool {
-        self.algorithm() == Some(alg)
+        self.algorithms().contains(&alg)
             && self.alg.as_deref().is_none_or(|a| a == alg.as_str())
             && self.key_use.as_deref().is_none_or(|u| u == "sig")
     }
 
-    /// Check `signature` over `message`. `false` for a key of another algorithm or a signature that is not
-    /// exactly 64 bytes (ES256 is `r || s`, never DER).
+    /// Check `signature` over `message`. `false` for a key of another algorithm or a signature of the wrong
+    /// length: exactly 64 bytes for ES256 (`r || s`, never DER) and EdDSA, the modulus length for RSA.
     pub(crate) fn verify_signature(&self, alg: Algorithm, message: &[u8], signature: &[u8]) -> bool {
         use p256::ecdsa::signature::Verifier;
         match (&self.material, alg) {
@@ -240,6 +356,7 @@ impl Jwk {
                 Ok(bytes) => key.verify_strict(message, &ed25519_dalek::Signature::from_bytes(&bytes)).is_ok(),
                 Err(_) => false,
             },
+            (Material::Rsa(key), Algorithm::RS256 | Algorithm::PS256) => key.verify(alg, message, signature),
             _ => false,
         }
     }
@@ -347,7 +464,8 @@ impl PrivateKey {
     /// bytes are zero or not below the group order). Without a `kid` the key's RFC 7638 thumbprint is used.
     ///
     /// # Panics
-    /// If the entropy source returns 64 invalid P-256 scalars in a row, which only a broken source does.
+    /// If `alg` is not one of [`Algorithm::SIGNING`] (authflow never signs with RSA), or if the entropy
+    /// source returns 64 invalid P-256 scalars in a row, which only a broken source does.
     pub fn generate(alg: Algorithm, entropy: &mut impl Entropy, kid: Option<String>) -> PrivateKey {
         let mut bytes = [0u8; 32];
         let secret = match alg {
@@ -365,13 +483,15 @@ impl PrivateKey {
                     None => panic!("the entropy source returned {MAX_KEYGEN_ATTEMPTS} invalid P-256 scalars"),
                 }
             }
+            Algorithm::RS256 | Algorithm::PS256 => panic!("authflow signs with ES256 or EdDSA only, not {alg}"),
         };
         bytes.fill(0);
         PrivateKey::with_default_kid(secret, kid)
     }
 
     /// A key from its stored form ([`PrivateKey::to_bytes`]): the 32-byte P-256 scalar (big-endian) or the
-    /// 32-byte Ed25519 seed. The `kid` is the thumbprint; change it with [`PrivateKey::with_kid`].
+    /// 32-byte Ed25519 seed. The `kid` is the thumbprint; change it with [`PrivateKey::with_kid`]. An
+    /// algorithm outside [`Algorithm::SIGNING`] is [`JoseError::InvalidKey`].
     pub fn from_bytes(alg: Algorithm, bytes: &[u8]) -> Result<PrivateKey, JoseError> {
         let bytes: &[u8; 32] = bytes.try_into().map_err(|_| JoseError::InvalidKey("a private key is 32 bytes"))?;
         let secret = match alg {
@@ -380,6 +500,9 @@ impl PrivateKey {
                 p256::ecdsa::SigningKey::from_bytes(&(*bytes).into())
                     .map_err(|_| JoseError::InvalidKey("not a valid P-256 private scalar"))?,
             ),
+            Algorithm::RS256 | Algorithm::PS256 => {
+                return Err(JoseError::InvalidKey("authflow signs with ES256 or EdDSA only"))
+            }
         };
         Ok(PrivateKey::with_default_kid(secret, None))
     }
@@ -500,17 +623,18 @@ pub(crate) mod tests {
 
     #[test]
     fn unsupported_keys_parse_and_are_skipped_on_output() {
-        let rsa = Jwk::parse(r#"{"kty":"RSA","n":"0vx7","e":"AQAB","alg":"RS256","kid":"2011-04-29"}"#).unwrap();
-        assert!(!rsa.is_supported());
-        assert_eq!((rsa.kty(), rsa.crv(), rsa.thumbprint_sha256()), ("RSA", None, None));
-        assert!(!rsa.usable_for(Algorithm::ES256) && !rsa.usable_for(Algorithm::EdDSA));
+        let oct = Jwk::parse(r#"{"kty":"oct","k":"c2VjcmV0","alg":"HS256","kid":"2011-04-29"}"#).unwrap();
+        assert!(!oct.is_supported());
+        assert_eq!((oct.kty(), oct.crv(), oct.thumbprint_sha256()), ("oct", None, None));
+        assert!(Algorithm::ALL.into_iter().all(|a| !oct.usable_for(a)));
+        assert_eq!((oct.algorithm(), oct.algorithms()), (None, &[][..]));
         let p384 = Jwk::parse(r#"{"kty":"EC","crv":"P-384","x":"AA","y":"AA"}"#).unwrap();
         assert_eq!((p384.algorithm(), p384.crv()), (None, Some("P-384")));
         let x25519 = Jwk::parse(r#"{"kty":"OKP","crv":"X25519","x":"AA"}"#).unwrap();
         assert!(!x25519.is_supported());
 
         let ed = PrivateKey::generate(Algorithm::EdDSA, &mut SeededEntropy::new(1), Some("ed".into())).public_jwk();
-        let set = JwkSet::new(vec![rsa, ed.clone()]);
+        let set = JwkSet::new(vec![oct, ed.clone()]);
         let out = serde_json::to_value(&set).unwrap();
         assert_eq!(out["keys"].as_array().unwrap().len(), 1);
         assert_eq!(out["keys"][0]["kid"], "ed");
@@ -562,7 +686,7 @@ pub(crate) mod tests {
     #[test]
     fn private_key_storage_round_trip_and_debug() {
         let mut e = SeededEntropy::new(5);
-        for alg in Algorithm::ALL {
+        for alg in Algorithm::SIGNING {
             let key = PrivateKey::generate(alg, &mut e, None);
             assert_eq!(key.algorithm(), alg);
             assert_eq!(key.kid(), key.public_jwk().thumbprint_sha256().unwrap());
@@ -615,6 +739,7 @@ pub(crate) mod tests {
         let jwk = |extra: &str| Jwk::parse(&format!("{{{base}{extra}}}")).unwrap();
         assert!(jwk("").usable_for(Algorithm::EdDSA));
         assert!(!jwk("").usable_for(Algorithm::ES256));
+        assert!(!jwk("").usable_for(Algorithm::RS256) && !jwk(r#","alg":"RS256""#).usable_for(Algorithm::RS256));
         assert!(jwk(r#","alg":"EdDSA","use":"sig""#).usable_for(Algorithm::EdDSA));
         assert!(!jwk(r#","alg":"HS256""#).usable_for(Algorithm::EdDSA));
         assert!(!jwk(r#","use":"enc""#).usable_for(Algorithm::EdDSA));

@@ -5,11 +5,13 @@
 //! 1. the length (at most [`MAX_TOKEN_LEN`]) and the shape: exactly three segments of unpadded base64url;
 //! 2. the header: a JSON object with unique members, a string `alg` that is supported *and* in the caller's
 //!    allow-list, no `crit`, and `kid`/`typ`/`cty` strings when present;
-//! 3. the signature length: exactly 64 bytes for both algorithms;
+//! 3. the signature length: exactly 64 bytes for ES256 and EdDSA, 256 to 1024 bytes for RS256 and PS256
+//!    (2048- to 8192-bit keys; the key's exact modulus length is required at step 5);
 //! 4. the key: by `kid` when present (unknown `kid` → [`JoseError::UnknownKey`], a key of another algorithm
 //!    → [`JoseError::KeyMismatch`]); without `kid`, every key usable for the algorithm, at most
 //!    [`MAX_CANDIDATE_KEYS`] of them;
-//! 5. the signature over the ASCII `header.payload` exactly as received.
+//! 5. the signature over the ASCII `header.payload` exactly as received, with a key of the header's
+//!    algorithm only: an RSA key never checks an ES256 signature, and no key is ever an HMAC secret.
 //!
 //! [`verify`] then requires the payload to be a JSON object (a JWT claims set). Claim *values* are checked by
 //! [`super::jwt`].
@@ -210,7 +212,7 @@ pub fn verify_raw(token: &str, keys: &JwkSet, allowed: &[Algorithm]) -> Result<V
         return Err(JoseError::UnsupportedAlgorithm);
     }
     let signature = b64_decode(s).ok_or(JoseError::Malformed("the signature is not unpadded base64url"))?;
-    if signature.len() != 64 {
+    if !header.alg.signature_len_possible(signature.len()) {
         return Err(JoseError::BadSignature);
     }
     let payload = b64_decode(p).ok_or(JoseError::Malformed("the payload is not unpadded base64url"))?;
@@ -240,6 +242,7 @@ mod tests {
     use proptest::prelude::*;
     use serde_json::json;
 
+    /// Every algorithm: the tests here sign with ES256 and EdDSA; RSA has its own tests (`rsa_tests.rs`).
     const BOTH: &[Algorithm] = &Algorithm::ALL;
 
     // RFC 8037 Appendix A.4 / A.5.
@@ -333,7 +336,7 @@ mod tests {
         let (ec, _, set) = keys(2);
         let payload = r#"{"sub":"mallory"}"#;
         let body = format!("{}.{}", b64_encode(payload.as_bytes()), b64_encode(&[0u8; 64]));
-        for alg in ["none", "None", "NONE", "HS256", "HS384", "HS512", "RS256", "PS256", "ES384", "ES256K", "foo"] {
+        for alg in ["none", "None", "NONE", "HS256", "HS384", "HS512", "RS384", "PS512", "ES384", "ES256K", "foo"] {
             // Even with the kid of a real key: the alg is refused first.
             let header = format!(r#"{{"alg":"{alg}","kid":"ec"}}"#);
             let token = format!("{}.{body}", b64_encode(header.as_bytes()));
@@ -354,6 +357,12 @@ mod tests {
         assert_eq!(verify(&token, &set, BOTH), Err(JoseError::Malformed("the header has no alg")));
         let token = forge(r#"{"alg":["ES256"]}"#, payload, &ec);
         assert_eq!(verify(&token, &set, BOTH), Err(JoseError::Malformed("alg must be a string")));
+        // RS256 and PS256 exist, but a caller that does not allow them gets the same answer, before key lookup.
+        for alg in ["RS256", "PS256"] {
+            let header = format!(r#"{{"alg":"{alg}","kid":"ec"}}"#);
+            let token = format!("{}.{body}", b64_encode(header.as_bytes()));
+            assert_eq!(verify(&token, &set, &Algorithm::SIGNING), Err(JoseError::UnsupportedAlgorithm), "{alg}");
+        }
         // An empty allow-list allows nothing.
         assert_eq!(verify(&sign(None, &json!({}), &ec).unwrap(), &set, &[]), Err(JoseError::UnsupportedAlgorithm));
     }
@@ -379,8 +388,12 @@ mod tests {
             verify(&token, &JwkSet::new(vec![Jwk::from_value(enc).unwrap()]), BOTH),
             Err(JoseError::KeyMismatch)
         );
-        // Unsupported keys are never candidates.
-        let rsa = JwkSet::new(vec![Jwk::parse(r#"{"kty":"RSA","n":"AQAB","e":"AQAB","kid":"ed"}"#).unwrap()]);
+        // Unsupported keys, and keys of another type, are never candidates.
+        let oct = JwkSet::new(vec![Jwk::parse(r#"{"kty":"oct","k":"AQAB","kid":"ed"}"#).unwrap()]);
+        assert_eq!(verify(&token, &oct, BOTH), Err(JoseError::KeyMismatch));
+        let n = format!("wQ{}AQ", "A".repeat(338));
+        let rsa =
+            JwkSet::new(vec![Jwk::parse(&format!(r#"{{"kty":"RSA","n":"{n}","e":"AQAB","kid":"ed"}}"#)).unwrap()]);
         assert_eq!(verify(&token, &rsa, BOTH), Err(JoseError::KeyMismatch));
     }
 

@@ -108,7 +108,8 @@ pub struct Validation {
 }
 
 impl Validation {
-    /// Accept tokens at `now` with either algorithm, [`DEFAULT_LEEWAY`], `exp` required, any issuer and
+    /// Accept tokens at `now` with any supported algorithm ([`Algorithm::ALL`]: each key still verifies only
+    /// its own type's algorithms; narrow it with [`Validation::algorithms`]), [`DEFAULT_LEEWAY`], `exp` required, any issuer and
     /// *no* audience (configure one: the check is fail-closed), any `typ`, any lifetime.
     pub fn new(now: UnixTime) -> Validation {
         Validation {

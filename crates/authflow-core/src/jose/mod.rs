@@ -1,5 +1,8 @@
 //! The JOSE subset authflow needs: JWK (RFC 7517), JWS compact serialisation (RFC 7515), JWT (RFC 7519),
-//! JWT access tokens (RFC 9068) and JWT client assertions (RFC 7523), for exactly two algorithms.
+//! JWT access tokens (RFC 9068) and JWT client assertions (RFC 7523). authflow *signs* with two algorithms
+//! (ES256, EdDSA) and *verifies* four: those two, plus RS256 and PS256 for what others sign (upstream OpenID
+//! Connect ID tokens, clients' `private_key_jwt` assertions, a third-party authorization server's access
+//! tokens).
 //!
 //! | module | what it holds |
 //! |---|---|
@@ -9,20 +12,25 @@
 //! | [`assertion`] | RFC 7523 `private_key_jwt` client assertions ([`validate_client_assertion`]) |
 //!
 //! ## Security choices (RFC 8725)
-//! - **Allow-list of algorithms**: only [`Algorithm::ES256`] and [`Algorithm::EdDSA`] exist. `none`, the
-//!   `HS*` family (whose "secret" an attacker could set to a published public key), `RS*`, `PS*` and every
+//! - **Allow-list of algorithms**: only [`Algorithm::ES256`], [`Algorithm::EdDSA`], [`Algorithm::RS256`]
+//!   and [`Algorithm::PS256`] exist, and each caller passes the subset it accepts. `none`, the `HS*` family
+//!   (whose "secret" an attacker could set to a published public key), `RS384`/`PS512` and the like, and every
 //!   unknown name are refused from the header alone, before any key is looked up (RFC 8725 §3.1).
-//! - **Keys pin their algorithm**: a JWK is used only for the algorithm its `kty`/`crv` implies, and only if
-//!   its optional `alg` equals the header's and its optional `use` is `sig` (RFC 8725 §3.1, §3.12).
+//! - **Keys pin their algorithm**: a JWK is used only for the algorithms its `kty`/`crv` implies (EC P-256:
+//!   ES256; OKP Ed25519: EdDSA; RSA: RS256 and PS256), and only if its optional `alg` equals the header's and
+//!   its optional `use` is `sig` (RFC 8725 §3.1, §3.12). No key is ever used as an HMAC secret.
+//! - **No weak RSA**: an RSA key's modulus must be 2048 to 8192 bits ([`RSA_MIN_BITS`], [`RSA_MAX_BITS`]) and
+//!   its exponent an odd number from 3 to 2^33 - 1; other RSA keys are invalid (RFC 7518 §3.3, §3.5). RSA
+//!   verification is ring's, which also checks the padding in full.
 //! - **Strict parsing**: exactly three segments of unpadded base64url, a header and claims that are JSON
 //!   objects without duplicate members, no `crit` (RFC 7515 §4.1.11: we understand no extension), raw
-//!   64-byte signatures (never DER), and at most [`MAX_TOKEN_LEN`] bytes in all. Nothing here panics on
-//!   hostile input.
+//!   64-byte ES256/EdDSA signatures (never DER), RSA signatures exactly as long as the modulus, and at most
+//!   [`MAX_TOKEN_LEN`] bytes in all. Nothing here panics on hostile input.
 //! - **Explicit typing**: RFC 9068 access tokens carry `typ: at+jwt`, and [`Validation::typ`] checks it, so
 //!   a token of one kind cannot be replayed as another (RFC 8725 §3.11).
 //!
 //! Like the rest of the crate this is sans-IO: time is a [`crate::UnixTime`] argument and key generation
-//! draws from a [`crate::Entropy`]. Signing is deterministic for both algorithms (RFC 6979 for ES256,
+//! draws from a [`crate::Entropy`]. Signing is deterministic for both signing algorithms (RFC 6979 for ES256,
 //! RFC 8032 for EdDSA), so it needs no randomness at all.
 //!
 //! ```
@@ -53,6 +61,8 @@ pub mod id_token;
 pub mod jwk;
 pub mod jws;
 pub mod jwt;
+#[cfg(test)]
+mod rsa_tests;
 
 use std::fmt;
 use std::str::FromStr;
@@ -63,9 +73,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ErrorCode, OAuthError};
 
-pub use assertion::{validate_client_assertion, ClientAssertion};
+pub use assertion::{validate_client_assertion, ClientAssertion, CLIENT_ASSERTION_ALGORITHMS};
 pub use id_token::{token_hash_half, IdTokenClaims};
-pub use jwk::{Jwk, JwkSet, PrivateKey};
+pub use jwk::{Jwk, JwkSet, PrivateKey, RSA_MAX_BITS, RSA_MIN_BITS};
 pub use jws::{sign, sign_raw, verify, verify_raw, Header, Verified, VerifiedRaw};
 pub use jwt::{decode, AccessTokenClaims, Audience, Validation, ACCESS_TOKEN_TYP};
 
@@ -73,25 +83,40 @@ pub use jwt::{decode, AccessTokenClaims, Audience, Validation, ACCESS_TOKEN_TYP}
 /// bounds decoding and JSON work on hostile input.
 pub const MAX_TOKEN_LEN: usize = 16 * 1024;
 
-/// A JWS signing algorithm authflow supports. Anything else is refused.
+/// A JWS algorithm authflow supports: all four verify, only [`Algorithm::SIGNING`] sign. Anything else is
+/// refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Algorithm {
     /// ECDSA on P-256 with SHA-256, signature `r || s` (RFC 7518 §3.4).
     ES256,
     /// Ed25519 (RFC 8037 §3.1).
     EdDSA,
+    /// RSASSA-PKCS1-v1_5 with SHA-256 (RFC 7518 §3.3). Verification only.
+    RS256,
+    /// RSASSA-PSS with SHA-256, MGF1 with SHA-256 and a 32-byte salt (RFC 7518 §3.5). Verification only.
+    PS256,
 }
 
 impl Algorithm {
-    /// Every supported algorithm.
-    pub const ALL: [Algorithm; 2] = [Algorithm::ES256, Algorithm::EdDSA];
+    /// Every algorithm authflow verifies.
+    pub const ALL: [Algorithm; 4] = [Algorithm::ES256, Algorithm::EdDSA, Algorithm::RS256, Algorithm::PS256];
 
-    /// The registered name (`ES256` or `EdDSA`).
+    /// The algorithms authflow signs with (its own tokens and JWKS): never RSA.
+    pub const SIGNING: [Algorithm; 2] = [Algorithm::ES256, Algorithm::EdDSA];
+
+    /// The registered name (`ES256`, `EdDSA`, `RS256` or `PS256`).
     pub const fn as_str(self) -> &'static str {
         match self {
             Algorithm::ES256 => "ES256",
             Algorithm::EdDSA => "EdDSA",
+            Algorithm::RS256 => "RS256",
+            Algorithm::PS256 => "PS256",
         }
+    }
+
+    /// Whether authflow can sign with this algorithm ([`PrivateKey`] exists only for these).
+    pub const fn can_sign(self) -> bool {
+        matches!(self, Algorithm::ES256 | Algorithm::EdDSA)
     }
 
     /// The JWK `kty` of keys for this algorithm.
@@ -99,19 +124,30 @@ impl Algorithm {
         match self {
             Algorithm::ES256 => "EC",
             Algorithm::EdDSA => "OKP",
+            Algorithm::RS256 | Algorithm::PS256 => "RSA",
         }
     }
 
-    /// The JWK `crv` of keys for this algorithm.
-    pub const fn crv(self) -> &'static str {
+    /// The JWK `crv` of keys for this algorithm; `None` for RSA, whose keys have no curve.
+    pub const fn crv(self) -> Option<&'static str> {
         match self {
-            Algorithm::ES256 => "P-256",
-            Algorithm::EdDSA => "Ed25519",
+            Algorithm::ES256 => Some("P-256"),
+            Algorithm::EdDSA => Some("Ed25519"),
+            Algorithm::RS256 | Algorithm::PS256 => None,
+        }
+    }
+
+    /// Whether a signature of `len` bytes can be one of this algorithm's: 64 bytes for ES256 and EdDSA; for
+    /// RSA the modulus length, so 256 to 1024 bytes (the key itself then requires its exact length).
+    pub(crate) const fn signature_len_possible(self, len: usize) -> bool {
+        match self {
+            Algorithm::ES256 | Algorithm::EdDSA => len == 64,
+            Algorithm::RS256 | Algorithm::PS256 => len >= RSA_MIN_BITS / 8 && len <= RSA_MAX_BITS / 8,
         }
     }
 
     /// Exact, case-sensitive match of a supported name; everything else is
-    /// [`JoseError::UnsupportedAlgorithm`] (including `none`, `HS256`, `RS256`, `es256`).
+    /// [`JoseError::UnsupportedAlgorithm`] (including `none`, `HS256`, `RS384`, `es256`).
     pub fn parse(s: &str) -> Result<Algorithm, JoseError> {
         Algorithm::ALL.into_iter().find(|a| a.as_str() == s).ok_or(JoseError::UnsupportedAlgorithm)
     }
@@ -158,7 +194,7 @@ pub enum JoseError {
     /// A key (JWK or stored private key) is not valid; the text says why.
     #[error("invalid key: {0}")]
     InvalidKey(&'static str),
-    /// The signature does not verify (or is not 64 bytes).
+    /// The signature does not verify (or does not have the algorithm's length).
     #[error("the token's signature is invalid")]
     BadSignature,
     /// `exp` is past, beyond the leeway.
@@ -258,15 +294,34 @@ mod tests {
     fn algorithm_names_are_exact() {
         assert_eq!(Algorithm::parse("ES256"), Ok(Algorithm::ES256));
         assert_eq!("EdDSA".parse(), Ok(Algorithm::EdDSA));
-        for bad in ["none", "None", "HS256", "HS512", "RS256", "PS256", "ES384", "es256", "EDDSA", "Ed25519", ""] {
+        assert_eq!(Algorithm::parse("RS256"), Ok(Algorithm::RS256));
+        assert_eq!("PS256".parse(), Ok(Algorithm::PS256));
+        for bad in [
+            "none", "None", "HS256", "HS512", "RS384", "RS512", "PS384", "PS512", "rs256", "RSA", "RSA-OAEP", "ES384",
+            "es256", "EDDSA", "Ed25519", "",
+        ] {
             assert_eq!(Algorithm::parse(bad), Err(JoseError::UnsupportedAlgorithm), "{bad:?}");
         }
         assert_eq!(serde_json::to_string(&Algorithm::EdDSA).unwrap(), "\"EdDSA\"");
         assert_eq!(serde_json::from_str::<Algorithm>("\"ES256\"").unwrap(), Algorithm::ES256);
         assert!(serde_json::from_str::<Algorithm>("\"HS256\"").is_err());
-        assert_eq!((Algorithm::ES256.kty(), Algorithm::ES256.crv()), ("EC", "P-256"));
-        assert_eq!((Algorithm::EdDSA.kty(), Algorithm::EdDSA.crv()), ("OKP", "Ed25519"));
+        assert_eq!((Algorithm::ES256.kty(), Algorithm::ES256.crv()), ("EC", Some("P-256")));
+        assert_eq!((Algorithm::EdDSA.kty(), Algorithm::EdDSA.crv()), ("OKP", Some("Ed25519")));
+        assert_eq!((Algorithm::RS256.kty(), Algorithm::PS256.crv()), ("RSA", None));
         assert_eq!(Algorithm::EdDSA.to_string(), "EdDSA");
+        assert_eq!(serde_json::to_string(&Algorithm::PS256).unwrap(), "\"PS256\"");
+        // authflow signs with ES256 and EdDSA only.
+        assert_eq!(Algorithm::ALL.into_iter().filter(|a| a.can_sign()).collect::<Vec<_>>(), Algorithm::SIGNING);
+        assert!(Algorithm::SIGNING.iter().all(|a| Algorithm::ALL.contains(a)));
+        for (alg, ok, bad) in [
+            (Algorithm::ES256, &[64][..], &[0, 63, 65, 72, 256][..]),
+            (Algorithm::EdDSA, &[64], &[0, 32, 128]),
+            (Algorithm::RS256, &[256, 384, 512, 1024], &[0, 64, 128, 255, 1025]),
+            (Algorithm::PS256, &[256, 1024], &[64, 1025]),
+        ] {
+            assert!(ok.iter().all(|&n| alg.signature_len_possible(n)), "{alg}");
+            assert!(!bad.iter().any(|&n| alg.signature_len_possible(n)), "{alg}");
+        }
     }
 
     #[test]

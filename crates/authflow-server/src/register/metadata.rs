@@ -1,6 +1,6 @@
 //! RFC 7591 §2 client metadata: every field checked by type and value, unknown fields ignored (§2).
 
-use authflow_core::jose::JwkSet;
+use authflow_core::jose::{Jwk, JwkSet};
 use authflow_core::validation::redirect_uri::{RedirectUri, RedirectUriPolicy};
 use authflow_core::{ClientAuthMethod, ErrorCode, GrantType, OAuthError, Scope};
 use authflow_store::ClientMetadata;
@@ -61,6 +61,25 @@ fn web_url(body: &Map<String, Value>, field: &str) -> Result<Option<Value>, OAut
         }
         _ => Err(bad(format!("{field} must be an https URL"))),
     }
+}
+
+/// An inline `jwks` (RFC 7591 §2): a JWK set whose every key is valid — an RSA modulus under 2048 bits, a
+/// point off its curve or a private key is refused here, where the client learns of it, rather than dropped
+/// and found missing at its first assertion — and at least one of which authflow verifies with (RS256, PS256,
+/// ES256 or EdDSA). Keys of other types (e.g. `P-384`, or encryption keys) may sit beside them.
+fn client_jwks(value: &Value) -> Result<Value, OAuthError> {
+    // The shape and the key count first.
+    JwkSet::from_value(value.clone()).map_err(|e| bad(format!("jwks: {e}")))?;
+    let entries = value.get("keys").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    let mut usable = false;
+    for (i, entry) in entries.iter().enumerate() {
+        let key = Jwk::from_value(entry.clone()).map_err(|e| bad(format!("jwks: key {i}: {e}")))?;
+        usable |= key.is_supported() && key.key_use().is_none_or(|u| u == "sig");
+    }
+    if !usable {
+        return Err(bad("jwks holds no usable signing key (RSA of 2048 bits or more, P-256 or Ed25519)"));
+    }
+    Ok(value.clone())
 }
 
 /// Validate a registration (or an RFC 7592 update) body. `known_scopes` empty means any scope.
@@ -137,13 +156,7 @@ pub fn validate(
 
     let jwks = match body.get("jwks") {
         None | Some(Value::Null) => None,
-        Some(v) => {
-            let set = JwkSet::from_value(v.clone()).map_err(|e| bad(format!("jwks: {e}")))?;
-            if set.is_empty() {
-                return Err(bad("jwks holds no usable key (ES256 or EdDSA)"));
-            }
-            Some(v.clone())
-        }
+        Some(v) => Some(client_jwks(v)?),
     };
     let jwks_uri = string(body, "jwks_uri")?.map(str::to_owned);
     if jwks.is_some() && jwks_uri.is_some() {
@@ -304,6 +317,57 @@ mod tests {
         assert_eq!(
             code_of(json!({"redirect_uris": ok, "jwks": {"keys": []}, "jwks_uri": "https://a.example/jwks"})),
             "invalid_client_metadata"
+        );
+    }
+
+    #[test]
+    fn inline_jwks_are_checked_key_by_key() {
+        // The 2048-bit test key of authflow-core's RSA tests, and a 1024-bit one.
+        const N_2048: &str = "vGeOxOnrOjNKQ4gW9Az6QGnELb_sLXJtkciZFcS91eU49W_fsU4HQs6V97egH67F2g2hTU0mbCH5pzM-5tGnKmfr\
+                              PJ7YAhIPnoHaaqB7yAHcUizm8ZUJaMXSN4QRQqYTpdNgaDKhci8KGb3oqXCBa0bAapWpdbhFWfUbxzW-l3u4-eDY\
+                              CZunW6pu6LmxI9i81PqvQ1TLAwLPs_23U3hrawNVmGs_pOm47cBuJGqZwsFW-oO4w9tX7TpHMgiEuqn0xCmgqZRC\
+                              VshifGa2KawL45QyeaakxT0Hb4Xp3mfbS3rURag9d4xquY4c4NEvz0U6GqfY7qpoRiA_EPib-ehKbw";
+        const N_1024: &str = "qa0q2ogBUkhtWaBe8FfN6n4crc8Bgn9Y0TXY9gWmuCwxVqjM9LV1BR1DeNxtMDX32IMah1TQ3MvUIy3QV4v2iBnE\
+                              yJUvemYMru_uxLlv8hdKrcndN-fgTsetMMFrC4cljw-U26R61PGcmZy82cAGeDFsJV2BNmErO-TydG6_GLM";
+        let ok = json!(["https://a.example/cb"]);
+        let register = |keys: Value| {
+            check(json!({"redirect_uris": ok, "token_endpoint_auth_method": "private_key_jwt", "jwks": {"keys": keys}}))
+        };
+        let rsa = |n: &str, extra: Value| {
+            let mut k = json!({"kty": "RSA", "n": n, "e": "AQAB"});
+            k.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            k
+        };
+        // RSA keys of 2048 bits are accepted, pinned or not, with or without kid.
+        let accepted = register(json!([rsa(N_2048, json!({"kid": "r1", "alg": "RS256", "use": "sig"}))])).unwrap();
+        assert_eq!(accepted.metadata.jwks.unwrap()["keys"][0]["kid"], "r1");
+        assert!(register(json!([rsa(N_2048, json!({}))])).is_ok());
+        assert!(register(json!([rsa(N_2048, json!({"alg": "PS256"}))])).is_ok());
+        // Beside an unsupported key type too.
+        assert!(register(json!([{"kty": "EC", "crv": "P-384", "x": "AA", "y": "AA"}, rsa(N_2048, json!({}))])).is_ok());
+        // A 1024-bit key is refused, even beside a good one, and the client is told which and why.
+        let weak = register(json!([rsa(N_2048, json!({})), rsa(N_1024, json!({"kid": "old"}))])).unwrap_err();
+        assert_eq!(weak.code(), ErrorCode::InvalidClientMetadata);
+        assert_eq!(weak.description(), "jwks: key 1: invalid key: the RSA modulus is shorter than 2048 bits");
+        // Malformed RSA keys: no e, an even exponent, base64 with padding, a private key.
+        for bad in [
+            json!({"kty": "RSA", "n": N_2048}),
+            rsa(N_2048, json!({"e": "AQAA"})),
+            rsa(&format!("{N_2048}="), json!({})),
+            rsa(N_2048, json!({"d": "AQAB"})),
+            json!({"kty": "RSA", "n": 7, "e": "AQAB"}),
+        ] {
+            let e = register(json!([bad])).unwrap_err();
+            assert_eq!(e.code(), ErrorCode::InvalidClientMetadata, "{bad}");
+            assert!(e.description().starts_with("jwks: key 0: "), "{}", e.description());
+        }
+        // Nothing to verify with: no keys, only unsupported ones, only encryption keys.
+        for keys in [json!([]), json!([{"kty": "oct", "k": "c2VjcmV0"}]), json!([rsa(N_2048, json!({"use": "enc"}))])] {
+            assert_eq!(register(keys.clone()).unwrap_err().code(), ErrorCode::InvalidClientMetadata, "{keys}");
+        }
+        assert_eq!(
+            check(json!({"redirect_uris": ok, "jwks": []})).unwrap_err().code(),
+            ErrorCode::InvalidClientMetadata
         );
     }
 

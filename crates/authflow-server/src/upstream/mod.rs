@@ -129,7 +129,8 @@ impl AllowRules {
     }
 }
 
-/// A generic OpenID Connect provider: discovery, authorization code + PKCE, an ES256 or EdDSA ID token.
+/// A generic OpenID Connect provider: discovery, authorization code + PKCE, an ID token signed with RS256,
+/// PS256, ES256 or EdDSA.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OidcUpstream {

@@ -21,12 +21,54 @@ const MAX_DOCUMENT_BYTES: usize = 64 * 1024;
 /// The longest ID token lifetime accepted: they are meant for the moment of sign-in.
 const MAX_ID_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
+/// The algorithms an upstream ID token may be signed with: RS256 (OpenID Connect's default, and all that
+/// Google and Entra ID use), PS256, ES256 and EdDSA. Narrowed per provider to those its discovery document
+/// lists in `id_token_signing_alg_values_supported`.
+pub(crate) const ID_TOKEN_ALGORITHMS: [Algorithm; 4] =
+    [Algorithm::RS256, Algorithm::PS256, Algorithm::ES256, Algorithm::EdDSA];
+
 /// What discovery says about the provider.
 #[derive(Debug)]
 pub(crate) struct Discovered {
     pub authorization_endpoint: Url,
     token_endpoint: Url,
     jwks_uri: Url,
+    /// The ID token algorithms accepted from this provider: [`ID_TOKEN_ALGORITHMS`], less those it says it
+    /// never uses.
+    algorithms: Vec<Algorithm>,
+}
+
+/// The ID token algorithms to accept from a provider whose discovery document says `advertised` for
+/// `id_token_signing_alg_values_supported` (required by OpenID Connect Discovery §3, but absent from a few
+/// providers' documents: then all of [`ID_TOKEN_ALGORITHMS`]). Empty when the provider uses none of them.
+fn accepted_algorithms(advertised: Option<&Value>) -> Vec<Algorithm> {
+    match advertised.and_then(Value::as_array) {
+        Some(list) => {
+            ID_TOKEN_ALGORITHMS.into_iter().filter(|a| list.iter().any(|v| v.as_str() == Some(a.as_str()))).collect()
+        }
+        None => ID_TOKEN_ALGORITHMS.to_vec(),
+    }
+}
+
+/// The provider's algorithm names for an error message: names only, and a few of them.
+fn advertised_names(advertised: Option<&Value>) -> String {
+    let names: Vec<&str> = advertised
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .filter(|n| n.len() <= 16 && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'+'))
+        .take(8)
+        .collect();
+    if names.is_empty() {
+        "none".to_owned()
+    } else {
+        names.join(", ")
+    }
+}
+
+fn names(algorithms: &[Algorithm]) -> String {
+    algorithms.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(", ")
 }
 
 /// Read and check the provider's metadata (cached as its caching headers allow).
@@ -51,10 +93,20 @@ pub(crate) async fn discover(state: &AppState, p: &OidcUpstream) -> Result<Disco
             .filter(|u| matches!(u.scheme(), "https" | "http") && u.fragment().is_none())
             .ok_or_else(|| unusable(format!("{name} is missing or not a URL")))
     };
+    let advertised = doc.get("id_token_signing_alg_values_supported");
+    let algorithms = accepted_algorithms(advertised);
+    if algorithms.is_empty() {
+        return Err(unusable(format!(
+            "it signs ID tokens with {} only, and authflow accepts {}",
+            advertised_names(advertised),
+            names(&ID_TOKEN_ALGORITHMS)
+        )));
+    }
     Ok(Discovered {
         authorization_endpoint: endpoint("authorization_endpoint")?,
         token_endpoint: endpoint("token_endpoint")?,
         jwks_uri: endpoint("jwks_uri")?,
+        algorithms,
     })
 }
 
@@ -132,7 +184,7 @@ async fn verify_id_token(
 ) -> Result<Identity, UpstreamError> {
     let now = state.clock.now();
     let validation = Validation::new(now)
-        .algorithms(&Algorithm::ALL)
+        .algorithms(&discovered.algorithms)
         .issuer(p.issuer.clone())
         .audience(p.client_id.clone())
         .require("sub")
@@ -163,7 +215,10 @@ async fn verify_id_token(
         Some(Err(JoseError::WrongIssuer)) => return Err(invalid("it was issued by another issuer")),
         Some(Err(JoseError::WrongAudience)) => return Err(invalid("it was issued for another client")),
         Some(Err(JoseError::UnsupportedAlgorithm)) => {
-            return Err(invalid("it is not signed with ES256 or EdDSA, the only algorithms authflow accepts"))
+            return Err(invalid(&format!(
+                "it is not signed with an accepted algorithm ({})",
+                names(&discovered.algorithms)
+            )))
         }
         Some(Err(e)) => return Err(invalid(&e.to_string())),
         None => return Err(invalid("no key of the provider verifies it")),
@@ -187,4 +242,31 @@ async fn verify_id_token(
         _ => Vec::new(),
     };
     Ok(Identity { link: format!("oidc:{}:{sub}", url_tag(&p.issuer)), subject: sub, login: None, emails, orgs: vec![] })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_providers_advertised_algorithms_narrow_the_accepted_ones() {
+        use Algorithm::*;
+        assert_eq!(accepted_algorithms(None), vec![RS256, PS256, ES256, EdDSA]);
+        assert_eq!(accepted_algorithms(Some(&json!("RS256"))), vec![RS256, PS256, ES256, EdDSA], "not a list");
+        // Google and Entra ID: RS256 only.
+        assert_eq!(accepted_algorithms(Some(&json!(["RS256"]))), vec![RS256]);
+        // Keycloak lists many, some of which authflow does not verify.
+        let keycloak = json!([
+            "PS384", "RS384", "EdDSA", "ES384", "HS256", "HS512", "ES256", "RS256", "HS384", "ES512", "PS256", "PS512",
+            "RS512", "none"
+        ]);
+        assert_eq!(accepted_algorithms(Some(&keycloak)), vec![RS256, PS256, ES256, EdDSA]);
+        // Nothing in common: the provider cannot be used, and the message says why.
+        let odd = json!(["HS256", "RS512", "none", 7, "<script>"]);
+        assert!(accepted_algorithms(Some(&odd)).is_empty());
+        assert_eq!(advertised_names(Some(&odd)), "HS256, RS512, none");
+        assert_eq!(advertised_names(Some(&json!([]))), "none");
+        assert_eq!(names(&ID_TOKEN_ALGORITHMS), "RS256, PS256, ES256, EdDSA");
+    }
 }

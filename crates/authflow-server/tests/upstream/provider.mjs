@@ -30,7 +30,7 @@ server.listen(0, '127.0.0.1', () => {
       grant_types: ['authorization_code'],
       response_types: ['code'],
       token_endpoint_auth_method: AUTH_METHOD,
-      // authflow verifies ES256 and EdDSA only.
+      // authflow verifies RS256, PS256, ES256 and EdDSA; ES256 here (upstream_oidc.rs's stand-in signs RS256).
       id_token_signed_response_alg: 'ES256',
     }],
     jwks: { keys: [{ ...key, kid: 'es256-test', alg: 'ES256', use: 'sig' }] },
