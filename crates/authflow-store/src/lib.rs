@@ -20,6 +20,8 @@
 mod error;
 #[cfg(feature = "test-suite")]
 pub mod fixtures;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod lease;
 pub mod memory;
 pub mod model;
 mod open;

@@ -15,16 +15,21 @@
 //! ```
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 
+use crate::lease::{Connections, Lease};
 use crate::sql::db_error;
 use crate::{StoreError, StoreResult};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// While the database is away, requests fail after this long (503 + Retry-After) instead of queueing.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The advisory lock purges take turns on ("afpurge!").
 const PURGE_LOCK: i64 = 0x6166_7075_7267_6521;
@@ -32,12 +37,15 @@ const PURGE_LOCK: i64 = 0x6166_7075_7267_6521;
 /// Storage in a PostgreSQL database.
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
+    /// Writes and transactions.
     pool: PgPool,
+    /// Point reads (see `lease`): one round trip each, where sqlx's pool adds a ping.
+    reader: Arc<Connections<PgConnection>>,
 }
 
 impl PostgresStore {
     /// Connect to the database a URL names (`postgres://user:password@host:port/database?…`), with up to
-    /// `max_connections` pooled connections.
+    /// `max_connections` connections: half for reads, half for writes (at least one each).
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
         let options = PgConnectOptions::from_str(url).map_err(StoreError::unavailable)?;
         Self::connect_with(options, max_connections).await
@@ -46,18 +54,20 @@ impl PostgresStore {
     /// Connect with explicit options, e.g. to set a `search_path`:
     /// `options.options([("search_path", "authflow")])`.
     pub async fn connect_with(options: PgConnectOptions, max_connections: u32) -> StoreResult<Self> {
+        let readers = (max_connections / 2).max(1);
+        let reader = Arc::new(Connections::new(options.clone(), readers, ACQUIRE_TIMEOUT));
         let pool = PgPoolOptions::new()
-            .max_connections(max_connections.max(1))
+            .max_connections(max_connections.saturating_sub(readers).max(1))
             // While the database is away, requests fail fast (503 + Retry-After) instead of queueing for
             // sqlx's default 30 s; the pool reconnects by itself when it is back.
-            .acquire_timeout(Duration::from_secs(3))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             // sqlx already pings every connection as it returns to the pool (closing one that fails); a
             // second ping at each checkout would add a round trip to every query.
             .test_before_acquire(false)
             .connect_with(options)
             .await
             .map_err(StoreError::unavailable)?;
-        Ok(PostgresStore { pool })
+        Ok(PostgresStore { pool, reader })
     }
 
     /// The connection pool, for queries of your own next to authflow's tables.
@@ -74,10 +84,11 @@ impl PostgresStore {
     /// Close every connection, waiting for those in use to be returned.
     pub async fn close(&self) {
         self.pool.close().await;
+        self.reader.close().await;
     }
 
-    fn reader(&self) -> &PgPool {
-        &self.pool
+    async fn read(&self) -> StoreResult<Lease<'_, PgConnection>> {
+        self.reader.lease().await.map_err(db_error("connection"))
     }
 
     fn writer(&self) -> &PgPool {

@@ -701,17 +701,16 @@ macro_rules! impl_sql_store {
                 }
 
                 async fn find_client(&self, client_id: &str) -> StoreResult<Option<Client>> {
-                    let row = sqlx::query(sql::FIND_CLIENT)
-                        .bind(client_id)
-                        .fetch_optional(self.reader())
-                        .await
-                        .map_err(db_error("client"))?;
+                    let mut db = self.read().await?;
+                    let row = sqlx::query(sql::FIND_CLIENT).bind(client_id).fetch_optional(db.conn()).await;
+                    let row = db.settle(row).map_err(db_error("client"))?;
                     row.map(|r| sql::client(&r)).transpose()
                 }
 
                 async fn list_clients(&self) -> StoreResult<Vec<Client>> {
-                    let rows =
-                        sqlx::query(sql::LIST_CLIENTS).fetch_all(self.reader()).await.map_err(db_error("client"))?;
+                    let mut db = self.read().await?;
+                    let rows = sqlx::query(sql::LIST_CLIENTS).fetch_all(db.conn()).await;
+                    let rows = db.settle(rows).map_err(db_error("client"))?;
                     rows.iter().map(sql::client).collect()
                 }
 
@@ -739,25 +738,23 @@ macro_rules! impl_sql_store {
                 }
 
                 async fn find_user(&self, id: &str) -> StoreResult<Option<User>> {
-                    let row = sqlx::query(sql::FIND_USER)
-                        .bind(id)
-                        .fetch_optional(self.reader())
-                        .await
-                        .map_err(db_error("user"))?;
+                    let mut db = self.read().await?;
+                    let row = sqlx::query(sql::FIND_USER).bind(id).fetch_optional(db.conn()).await;
+                    let row = db.settle(row).map_err(db_error("user"))?;
                     row.map(|r| sql::user(&r)).transpose()
                 }
 
                 async fn find_user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
-                    let row = sqlx::query(sql::FIND_USER_BY_USERNAME)
-                        .bind(username)
-                        .fetch_optional(self.reader())
-                        .await
-                        .map_err(db_error("user"))?;
+                    let mut db = self.read().await?;
+                    let row = sqlx::query(sql::FIND_USER_BY_USERNAME).bind(username).fetch_optional(db.conn()).await;
+                    let row = db.settle(row).map_err(db_error("user"))?;
                     row.map(|r| sql::user(&r)).transpose()
                 }
 
                 async fn list_users(&self) -> StoreResult<Vec<User>> {
-                    let rows = sqlx::query(sql::LIST_USERS).fetch_all(self.reader()).await.map_err(db_error("user"))?;
+                    let mut db = self.read().await?;
+                    let rows = sqlx::query(sql::LIST_USERS).fetch_all(db.conn()).await;
+                    let rows = db.settle(rows).map_err(db_error("user"))?;
                     rows.iter().map(sql::user).collect()
                 }
 
@@ -788,11 +785,9 @@ macro_rules! impl_sql_store {
                 }
 
                 async fn find_grant(&self, id: &str) -> StoreResult<Option<Grant>> {
-                    let row = sqlx::query(sql::FIND_GRANT)
-                        .bind(id)
-                        .fetch_optional(self.reader())
-                        .await
-                        .map_err(db_error("grant"))?;
+                    let mut db = self.read().await?;
+                    let row = sqlx::query(sql::FIND_GRANT).bind(id).fetch_optional(db.conn()).await;
+                    let row = db.settle(row).map_err(db_error("grant"))?;
                     row.map(|r| sql::grant(&r)).transpose()
                 }
 
@@ -848,11 +843,9 @@ macro_rules! impl_sql_store {
                         return Ok(CodeConsumption::Consumed(sql::code(&row)?));
                     }
                     // Not consumed by us: either spent before (a replay) or unknown.
-                    let seen = sqlx::query(sql::FIND_CODE)
-                        .bind(sql::hash(code_hash))
-                        .fetch_optional(self.reader())
-                        .await
-                        .map_err(db_error("authorization code"))?;
+                    let mut db = self.read().await?;
+                    let seen = sqlx::query(sql::FIND_CODE).bind(sql::hash(code_hash)).fetch_optional(db.conn()).await;
+                    let seen = db.settle(seen).map_err(db_error("authorization code"))?;
                     Ok(match seen {
                         Some(row) => CodeConsumption::Replayed(sql::code(&row)?),
                         None => CodeConsumption::NotFound,
@@ -869,12 +862,13 @@ macro_rules! impl_sql_store {
                     token_hash: &TokenHash,
                     now: UnixTime,
                 ) -> StoreResult<Option<AccessToken>> {
+                    let mut db = self.read().await?;
                     let row = sqlx::query(sql::FIND_ACCESS_TOKEN)
                         .bind(sql::hash(token_hash))
                         .bind(sql::millis(now))
-                        .fetch_optional(self.reader())
-                        .await
-                        .map_err(db_error("access token"))?;
+                        .fetch_optional(db.conn())
+                        .await;
+                    let row = db.settle(row).map_err(db_error("access token"))?;
                     row.map(|r| sql::access_token(&r)).transpose()
                 }
 
@@ -894,11 +888,12 @@ macro_rules! impl_sql_store {
                 }
 
                 async fn find_refresh_token(&self, token_hash: &TokenHash) -> StoreResult<Option<RefreshToken>> {
+                    let mut db = self.read().await?;
                     let row = sqlx::query(sql::FIND_REFRESH_TOKEN)
                         .bind(sql::hash(token_hash))
-                        .fetch_optional(self.reader())
-                        .await
-                        .map_err(db_error("refresh token"))?;
+                        .fetch_optional(db.conn())
+                        .await;
+                    let row = db.settle(row).map_err(db_error("refresh token"))?;
                     row.map(|r| sql::refresh_token(&r)).transpose()
                 }
 
@@ -947,20 +942,22 @@ macro_rules! impl_sql_store {
                 }
 
                 async fn find_device_grant(&self, device_code_hash: &TokenHash) -> StoreResult<Option<DeviceGrant>> {
+                    let mut db = self.read().await?;
                     let row = sqlx::query(sql::FIND_DEVICE_GRANT)
                         .bind(sql::hash(device_code_hash))
-                        .fetch_optional(self.reader())
-                        .await
-                        .map_err(db_error("device grant"))?;
+                        .fetch_optional(db.conn())
+                        .await;
+                    let row = db.settle(row).map_err(db_error("device grant"))?;
                     row.map(|r| sql::device_grant(&r)).transpose()
                 }
 
                 async fn find_device_grant_by_user_code(&self, user_code: &str) -> StoreResult<Option<DeviceGrant>> {
+                    let mut db = self.read().await?;
                     let row = sqlx::query(sql::FIND_DEVICE_GRANT_BY_USER_CODE)
                         .bind(user_code)
-                        .fetch_optional(self.reader())
-                        .await
-                        .map_err(db_error("device grant"))?;
+                        .fetch_optional(db.conn())
+                        .await;
+                    let row = db.settle(row).map_err(db_error("device grant"))?;
                     row.map(|r| sql::device_grant(&r)).transpose()
                 }
 
@@ -992,10 +989,9 @@ macro_rules! impl_sql_store {
                 }
 
                 async fn list_signing_keys(&self) -> StoreResult<Vec<SigningKey>> {
-                    let rows = sqlx::query(sql::LIST_SIGNING_KEYS)
-                        .fetch_all(self.reader())
-                        .await
-                        .map_err(db_error("signing key"))?;
+                    let mut db = self.read().await?;
+                    let rows = sqlx::query(sql::LIST_SIGNING_KEYS).fetch_all(db.conn()).await;
+                    let rows = db.settle(rows).map_err(db_error("signing key"))?;
                     rows.iter().map(sql::signing_key).collect()
                 }
 
@@ -1046,12 +1042,13 @@ macro_rules! impl_sql_store {
                 }
 
                 async fn find_session(&self, id_hash: &TokenHash, now: UnixTime) -> StoreResult<Option<LoginSession>> {
+                    let mut db = self.read().await?;
                     let row = sqlx::query(sql::FIND_SESSION)
                         .bind(sql::hash(id_hash))
                         .bind(sql::millis(now))
-                        .fetch_optional(self.reader())
-                        .await
-                        .map_err(db_error("login session"))?;
+                        .fetch_optional(db.conn())
+                        .await;
+                    let row = db.settle(row).map_err(db_error("login session"))?;
                     row.map(|r| sql::login_session(&r)).transpose()
                 }
 
@@ -1087,13 +1084,14 @@ macro_rules! impl_sql_store {
                     client_id: &str,
                     now: UnixTime,
                 ) -> StoreResult<Option<Consent>> {
+                    let mut db = self.read().await?;
                     let row = sqlx::query(sql::FIND_CONSENT)
                         .bind(user_id)
                         .bind(client_id)
                         .bind(sql::millis(now))
-                        .fetch_optional(self.reader())
-                        .await
-                        .map_err(db_error("consent"))?;
+                        .fetch_optional(db.conn())
+                        .await;
+                    let row = db.settle(row).map_err(db_error("consent"))?;
                     row.map(|r| sql::consent(&r)).transpose()
                 }
 
@@ -1115,7 +1113,9 @@ macro_rules! impl_sql_store {
                 }
 
                 async fn ping(&self) -> StoreResult<()> {
-                    sqlx::query(sql::PING).execute(self.reader()).await.map_err(db_error("ping"))?;
+                    let mut db = self.read().await?;
+                    let done = sqlx::query(sql::PING).execute(db.conn()).await;
+                    db.settle(done).map_err(db_error("ping"))?;
                     Ok(())
                 }
 

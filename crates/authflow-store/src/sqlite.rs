@@ -15,12 +15,16 @@
 //! ```
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::migrate::Migrator;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use sqlx::{Sqlite, Transaction};
 
+use crate::lease::{Connections, Lease};
 use crate::sql::db_error;
 use crate::{StoreError, StoreResult};
 
@@ -33,7 +37,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     /// Read-only connections (`PRAGMA query_only`), `max_connections` of them.
-    reader: SqlitePool,
+    reader: Arc<Connections<SqliteConnection>>,
     /// The single connection every write goes through.
     writer: SqlitePool,
 }
@@ -58,10 +62,11 @@ impl SqliteStore {
                 .min_connections(1)
                 .idle_timeout(None)
                 .max_lifetime(None)
-                .connect_with(options)
+                .connect_with(options.clone())
                 .await
                 .map_err(StoreError::unavailable)?;
-            return Ok(SqliteStore { reader: pool.clone(), writer: pool });
+            let reader = Arc::new(Connections::shared(pool.clone(), options));
+            return Ok(SqliteStore { reader, writer: pool });
         }
 
         // The writer first: it creates the file and switches it to WAL (a persistent setting), which the
@@ -74,12 +79,9 @@ impl SqliteStore {
             .connect_with(options.clone().journal_mode(SqliteJournalMode::Wal))
             .await
             .map_err(StoreError::unavailable)?;
-        let reader = SqlitePoolOptions::new()
-            .max_connections(max_connections.max(1))
-            .test_before_acquire(false)
-            .connect_with(options.pragma("query_only", "ON"))
-            .await
-            .map_err(StoreError::unavailable)?;
+        // Reads bypass sqlx's pool (see `lease`): a point read is then one hop to a connection's worker thread,
+        // not two.
+        let reader = Arc::new(Connections::new(options.pragma("query_only", "ON"), max_connections, BUSY_TIMEOUT));
         Ok(SqliteStore { reader, writer })
     }
 
@@ -107,8 +109,8 @@ impl SqliteStore {
         self.reader.close().await;
     }
 
-    fn reader(&self) -> &SqlitePool {
-        &self.reader
+    async fn read(&self) -> StoreResult<Lease<'_, SqliteConnection>> {
+        self.reader.lease().await.map_err(db_error("connection"))
     }
 
     fn writer(&self) -> &SqlitePool {
@@ -132,9 +134,9 @@ crate::sql::impl_sql_store!(SqliteStore, Sqlite, "sqlite");
 mod tests {
     use super::*;
 
-    async fn pragma(pool: &SqlitePool, name: &str) -> String {
+    async fn pragma(conn: &mut SqliteConnection, name: &str) -> String {
         use sqlx::Row;
-        let row = sqlx::query(&format!("PRAGMA {name}")).fetch_one(pool).await.unwrap();
+        let row = sqlx::query(&format!("PRAGMA {name}")).fetch_one(conn).await.unwrap();
         row.try_get::<String, _>(0).unwrap_or_else(|_| row.get::<i64, _>(0).to_string())
     }
 
@@ -144,18 +146,21 @@ mod tests {
         let url = format!("sqlite://{}", dir.path().join("pragmas.db").display());
         let store = SqliteStore::connect(&url, 3).await.unwrap();
         store.migrate().await.unwrap();
-        for pool in [&store.writer, &store.reader] {
-            assert_eq!(pragma(pool, "journal_mode").await, "wal");
-            assert_eq!(pragma(pool, "foreign_keys").await, "1");
-            assert_eq!(pragma(pool, "synchronous").await, "1", "NORMAL");
-            assert_eq!(pragma(pool, "busy_timeout").await, BUSY_TIMEOUT.as_millis().to_string());
+        let mut writer = store.writer.acquire().await.unwrap();
+        let mut reader = store.read().await.unwrap();
+        for conn in [&mut *writer, reader.conn()] {
+            assert_eq!(pragma(conn, "journal_mode").await, "wal");
+            assert_eq!(pragma(conn, "foreign_keys").await, "1");
+            assert_eq!(pragma(conn, "synchronous").await, "1", "NORMAL");
+            assert_eq!(pragma(conn, "busy_timeout").await, BUSY_TIMEOUT.as_millis().to_string());
         }
-        assert_eq!(pragma(&store.writer, "query_only").await, "0");
-        assert_eq!(pragma(&store.reader, "query_only").await, "1", "readers cannot write");
+        assert_eq!(pragma(&mut writer, "query_only").await, "0");
+        assert_eq!(pragma(reader.conn(), "query_only").await, "1", "readers cannot write");
         let write =
-            sqlx::query("INSERT INTO replay_guard (key, expires_at) VALUES ('k', 1)").execute(&store.reader).await;
-        assert!(write.is_err(), "a write through the reader pool is refused");
+            sqlx::query("INSERT INTO replay_guard (key, expires_at) VALUES ('k', 1)").execute(reader.conn()).await;
+        assert!(write.is_err(), "a write through a reader is refused");
+        assert!(reader.settle(write).is_err());
         assert_eq!(store.writer.options().get_max_connections(), 1, "one writer");
-        assert_eq!(store.reader.options().get_max_connections(), 3);
+        assert_eq!(store.reader.capacity(), 3);
     }
 }

@@ -1,0 +1,187 @@
+//! Connections for point reads, handed out and taken back without sqlx's pool round trips.
+//!
+//! sqlx's pool tests every connection it gets back with a ping (a round trip to PostgreSQL, a hop to the
+//! SQLite worker thread) from a task it spawns, so a one-row lookup on the hot path (introspection) costs
+//! two round trips. Here a connection goes back to the idle list at once, and whether it is fit for reuse
+//! is judged by its query's own outcome instead: a connection whose query failed for any reason other than
+//! the database's answer, or whose query was abandoned half-way (a [`Lease`] dropped before
+//! [`Lease::settle`], e.g. a cancelled request), is closed, never reused. A transport failure also drops
+//! every idle connection, which most likely went down with it.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use sqlx::pool::PoolConnection;
+use sqlx::{ConnectOptions, Connection, Database, Pool};
+use tokio::sync::{Semaphore, SemaphorePermit};
+
+/// Up to `max` connections opened on demand with `options`; or, for a database only one connection can
+/// see (SQLite in memory), that connection's pool.
+#[derive(Debug)]
+pub(crate) struct Connections<C: Connection> {
+    options: C::Options,
+    idle: Mutex<Vec<C>>,
+    permits: Semaphore,
+    timeout: Duration,
+    shared: Option<Pool<C::Database>>,
+}
+
+/// One connection, checked out; give it back with [`Lease::settle`].
+#[derive(Debug)]
+pub(crate) struct Lease<'a, C: Connection> {
+    from: &'a Connections<C>,
+    conn: Option<Held<C>>,
+    _permit: SemaphorePermit<'a>,
+}
+
+#[derive(Debug)]
+enum Held<C: Connection> {
+    Own(C),
+    Pooled(PoolConnection<C::Database>),
+}
+
+impl<C> Connections<C>
+where
+    C: Connection,
+    C::Database: Database<Connection = C>,
+{
+    /// `timeout` bounds both the wait for a free connection and opening a new one: while the database is
+    /// away, requests fail fast (503) instead of queueing.
+    pub(crate) fn new(options: C::Options, max: u32, timeout: Duration) -> Self {
+        Connections {
+            options,
+            idle: Mutex::new(Vec::new()),
+            permits: Semaphore::new(max.max(1) as usize),
+            timeout,
+            shared: None,
+        }
+    }
+
+    /// Lease the connections of `pool` instead (its own checks apply).
+    pub(crate) fn shared(pool: Pool<C::Database>, options: C::Options) -> Self {
+        Connections { shared: Some(pool), ..Connections::new(options, 1, Duration::from_secs(5)) }
+    }
+
+    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<C>> {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Check a connection out, opening one if none is idle.
+    pub(crate) async fn lease(&self) -> Result<Lease<'_, C>, sqlx::Error> {
+        let permit = tokio::time::timeout(self.timeout, self.permits.acquire())
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)?
+            .map_err(|_| sqlx::Error::PoolClosed)?;
+        if let Some(pool) = &self.shared {
+            return Ok(Lease { from: self, conn: Some(Held::Pooled(pool.acquire().await?)), _permit: permit });
+        }
+        let idle = self.idle().pop();
+        let conn = match idle {
+            Some(conn) => Held::Own(conn),
+            None => Held::Own(
+                tokio::time::timeout(self.timeout, self.options.connect())
+                    .await
+                    .map_err(|_| sqlx::Error::PoolTimedOut)??,
+            ),
+        };
+        Ok(Lease { from: self, conn: Some(conn), _permit: permit })
+    }
+
+    /// How many connections may be out at once.
+    #[cfg(test)]
+    pub(crate) fn capacity(&self) -> usize {
+        self.permits.available_permits()
+    }
+
+    /// Close every idle connection, and refuse new leases.
+    pub(crate) async fn close(&self) {
+        self.permits.close();
+        if let Some(pool) = &self.shared {
+            pool.close().await;
+        }
+        let idle = std::mem::take(&mut *self.idle());
+        for conn in idle {
+            let _ = conn.close().await;
+        }
+    }
+}
+
+impl<C> Lease<'_, C>
+where
+    C: Connection,
+    C::Database: Database<Connection = C>,
+{
+    /// The connection, to run a query on.
+    pub(crate) fn conn(&mut self) -> &mut C {
+        match self.conn.as_mut().expect("a lease holds its connection until settled") {
+            Held::Own(conn) => conn,
+            Held::Pooled(conn) => conn,
+        }
+    }
+
+    /// Give the connection back (or close it, see the module docs) and pass the query's result through.
+    pub(crate) fn settle<T>(mut self, result: Result<T, sqlx::Error>) -> Result<T, sqlx::Error> {
+        let Held::Own(conn) = self.conn.take().expect("a lease is settled once") else {
+            // A pooled connection goes back to its pool on drop.
+            return result;
+        };
+        match &result {
+            Ok(_) | Err(sqlx::Error::Database(_) | sqlx::Error::RowNotFound | sqlx::Error::ColumnDecode { .. }) => {
+                self.from.idle().push(conn);
+            }
+            Err(sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_)) => {
+                self.from.idle().clear();
+            }
+            Err(_) => {}
+        }
+        result
+    }
+}
+
+#[cfg(all(test, feature = "sqlite"))]
+mod tests {
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+
+    use super::*;
+
+    async fn connections() -> (tempfile::TempDir, Connections<SqliteConnection>) {
+        let dir = tempfile::tempdir().unwrap();
+        let options = SqliteConnectOptions::new().filename(dir.path().join("lease.db")).create_if_missing(true);
+        (dir, Connections::new(options, 2, Duration::from_millis(200)))
+    }
+
+    async fn select_one(lease: &mut Lease<'_, SqliteConnection>) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar("SELECT 1").fetch_one(lease.conn()).await
+    }
+
+    #[tokio::test]
+    async fn settled_connections_are_reused_and_abandoned_ones_closed() {
+        let (_dir, pool) = connections().await;
+        let mut lease = pool.lease().await.unwrap();
+        let one = select_one(&mut lease).await;
+        assert_eq!(lease.settle(one).unwrap(), 1);
+        assert_eq!(pool.idle().len(), 1, "a connection whose query succeeded is kept");
+
+        let mut lease = pool.lease().await.unwrap();
+        let refused = sqlx::query("SELECT * FROM no_such_table").execute(lease.conn()).await;
+        assert!(matches!(lease.settle(refused), Err(sqlx::Error::Database(_))));
+        assert_eq!(pool.idle().len(), 1, "the database's own answer says nothing against the connection");
+
+        let mut lease = pool.lease().await.unwrap();
+        let _ = select_one(&mut lease).await;
+        drop(lease);
+        assert_eq!(pool.idle().len(), 0, "an unsettled lease (a cancelled query) closes its connection");
+    }
+
+    #[tokio::test]
+    async fn leases_are_bounded_and_time_out() {
+        let (_dir, pool) = connections().await;
+        let (a, b) = (pool.lease().await.unwrap(), pool.lease().await.unwrap());
+        assert!(matches!(pool.lease().await, Err(sqlx::Error::PoolTimedOut)), "two at most");
+        drop(a);
+        let c = pool.lease().await.expect("a returned permit is reusable");
+        drop((b, c));
+        pool.close().await;
+        assert!(matches!(pool.lease().await, Err(sqlx::Error::PoolClosed)));
+    }
+}
