@@ -98,7 +98,7 @@ pub(crate) fn parse_id(state: &AppState, id: &str) -> Option<ClientId> {
 /// what that means where it is.
 pub(crate) async fn find(state: &AppState, id: &str) -> Result<Option<Client>, ClientError> {
     let Some(parsed) = parse_id(state, id) else { return Ok(None) };
-    let Some(url) = parsed.metadata_document_url() else { return stored(state, id).await };
+    let Some(url) = parsed.metadata_document_url() else { return Ok(stored(state, id).await?) };
     if !state.policy.client_id_metadata_documents {
         return Ok(None);
     }
@@ -153,7 +153,8 @@ pub(crate) async fn find(state: &AppState, id: &str) -> Result<Option<Client>, C
 
 /// An operator's or registered client, from the cache or storage. Unknown ids are not remembered: a client
 /// registered on another replica is found at once.
-async fn stored(state: &AppState, id: &str) -> Result<Option<Client>, ClientError> {
+/// The stored client `id` (through the cache), never fetching a metadata document.
+pub(crate) async fn stored(state: &AppState, id: &str) -> Result<Option<Client>, StoreError> {
     let now = state.clock.now();
     if let Some(client) = state.clients.get(id, now) {
         return Ok(Some(client));

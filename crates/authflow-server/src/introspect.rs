@@ -117,7 +117,15 @@ pub(crate) async fn introspect(
         .into());
     }
     let token = params.require("token")?;
-    let found = lookup(&state, &TokenHash::of(token), params.get("token_type_hint")).await?;
+    let mut found = lookup(&state, &TokenHash::of(token), params.get("token_type_hint")).await?;
+    if let Some(f) = &found {
+        // A token of a client that was disabled, removed or has expired since is no longer active.
+        let now = state.clock.now();
+        let holder = crate::clients::stored(&state, &f.client_id).await?;
+        if !holder.is_some_and(|c| !c.disabled && c.expires_at.is_none_or(|e| e > now)) {
+            found = None;
+        }
+    }
     let body = match found {
         // Refresh tokens are only ever shown to the client holding them.
         Some(f)

@@ -256,7 +256,27 @@ async fn client_changes_reach_the_client_cache(backend: Backend) {
     s.stop().await;
 }
 
+/// A client an administrator disabled cannot read, change or delete its own registration (RFC 7592).
+async fn a_disabled_client_cannot_manage_itself(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let a = register(&s, json!({"redirect_uris": ["https://a.example/cb"], "client_name": "A"})).await.body;
+    let (uri, token) =
+        (a["registration_client_uri"].as_str().unwrap(), a["registration_access_token"].as_str().unwrap());
+    let mut client = s.store.find_client(a["client_id"].as_str().unwrap()).await.unwrap().unwrap();
+    client.disabled = true;
+    s.store.update_client(&client).await.unwrap();
+    Reply::from(with_token(s.http.get(uri), token).send().await.unwrap()).await.assert_error(401, "invalid_token");
+    let put = json!({"client_id": a["client_id"], "redirect_uris": ["https://evil.example/cb"]});
+    let r = Reply::from(with_token(s.http.put(uri), token).json(&put).send().await.unwrap()).await;
+    r.assert_error(401, "invalid_token");
+    assert_eq!(Reply::from(with_token(s.http.delete(uri), token).send().await.unwrap()).await.status, 401);
+    let kept = s.store.find_client(a["client_id"].as_str().unwrap()).await.unwrap().expect("not deleted");
+    assert_eq!(kept.metadata.redirect_uris, vec!["https://a.example/cb".to_owned()], "not changed");
+    s.stop().await;
+}
+
 on_every_backend!(
+    a_disabled_client_cannot_manage_itself,
     client_changes_reach_the_client_cache,
     registration_issues_credentials_that_work,
     invalid_registrations_store_nothing,

@@ -271,6 +271,62 @@ async fn a_disabled_users_tokens_stop_working(backend: Backend) {
     s.stop().await;
 }
 
+/// Introspection answers for the token's client as it is now: disabled (or removed) means inactive, and
+/// enabling it again makes its unexpired tokens active again (disabling is not revocation).
+async fn a_disabled_clients_tokens_are_inactive(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let (id, secret) = s.add_client(ClientSpec::service()).await;
+    let cc = [("grant_type", "client_credentials"), ("scope", "notes:read"), ("resource", RESOURCE)];
+    let token = s.post_form("/token", &cc, Some((&id, secret.as_deref().unwrap()))).await.assert_token().clone();
+    let token = token["access_token"].as_str().unwrap();
+    let rs = resource_server(&s).await;
+    assert_eq!(introspect(&s, &rs, token).await["active"], true);
+
+    let mut client = s.store.find_client(&id).await.unwrap().unwrap();
+    client.disabled = true;
+    s.store.update_client(&client).await.unwrap();
+    // Changes made outside this process reach it within the client cache's lifetime.
+    s.advance(Duration::from_secs(3));
+    assert_eq!(introspect(&s, &rs, token).await, json!({ "active": false }));
+
+    client.disabled = false;
+    s.store.update_client(&client).await.unwrap();
+    s.advance(Duration::from_secs(3));
+    assert_eq!(introspect(&s, &rs, token).await["active"], true);
+    s.stop().await;
+}
+
+/// A refresh token works only for its own client and only until it expires; neither failure changes it.
+async fn refresh_tokens_are_bound_to_their_client_and_lifetime(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let (client, _) = s.add_client(ClientSpec::public_app()).await;
+    let (other, _) = s.add_client(ClientSpec::public_app()).await;
+    let (code, verifier) = seed_code(&s, &client, "notes:read", &[RESOURCE]).await;
+    let t = exchange(&s, &client, &code, &verifier).await.assert_token().clone();
+    let rt = t["refresh_token"].as_str().unwrap();
+    let by = |who: &str| {
+        [("grant_type", "refresh_token"), ("refresh_token", rt), ("client_id", who)].map(|(k, v)| (k, v.to_owned()))
+    };
+    let post = |form: [(&'static str, String); 3]| {
+        let s = &s;
+        async move {
+            let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            s.post_form("/token", &form, None).await
+        }
+    };
+    post(by(&other)).await.assert_error(400, "invalid_grant");
+    // The other client's attempt was not a use: the rightful client can still refresh.
+    let t2 = post(by(&client)).await.assert_token().clone();
+    let rt2 = t2["refresh_token"].as_str().unwrap().to_owned();
+
+    s.advance(Duration::from_secs(31 * 86400));
+    let late = [("grant_type", "refresh_token"), ("refresh_token", rt2.as_str()), ("client_id", client.as_str())];
+    let refused = s.post_form("/token", &late, None).await;
+    refused.assert_error(400, "invalid_grant");
+    assert!(refused.body.get("access_token").is_none());
+    s.stop().await;
+}
+
 async fn concurrent_refreshes_issue_once(backend: Backend) {
     let s = TestServer::start(backend).await;
     let (client, _) = s.add_client(ClientSpec::public_app()).await;
@@ -763,6 +819,8 @@ on_every_backend!(
     refresh_rotates_and_reuse_revokes_the_family,
     concurrent_refreshes_issue_once,
     a_disabled_users_tokens_stop_working,
+    a_disabled_clients_tokens_are_inactive,
+    refresh_tokens_are_bound_to_their_client_and_lifetime,
     client_credentials_and_client_authentication,
     malformed_requests_get_rfc_errors,
     revocation_is_scoped_to_the_owner,

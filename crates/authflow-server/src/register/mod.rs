@@ -109,8 +109,9 @@ async fn authorized(state: &AppState, headers: &HeaderMap, client_id: &str) -> R
     let token = bearer(headers).ok_or_else(invalid_token)?;
     let client = state.store.find_client(client_id).await?.ok_or_else(invalid_token)?;
     let expired = client.expires_at.is_some_and(|e| e <= state.clock.now());
+    // A client an administrator disabled is theirs to manage, not its own.
     match client.registration_token_hash {
-        Some(hash) if hash.matches(token) && !expired => Ok(client),
+        Some(hash) if hash.matches(token) && !expired && !client.disabled => Ok(client),
         _ => Err(invalid_token()),
     }
 }
