@@ -57,9 +57,10 @@ where
         }
     }
 
-    /// Lease the connections of `pool` instead (its own checks apply).
+    /// Lease the connections of `pool` instead (its own checks apply), as many at once as it holds.
     pub(crate) fn shared(pool: Pool<C::Database>, options: C::Options) -> Self {
-        Connections { shared: Some(pool), ..Connections::new(options, 1, Duration::from_secs(5)) }
+        let max = pool.options().get_max_connections();
+        Connections { shared: Some(pool), ..Connections::new(options, max, Duration::from_secs(5)) }
     }
 
     fn idle(&self) -> std::sync::MutexGuard<'_, Vec<C>> {
@@ -120,21 +121,53 @@ where
     }
 
     /// Give the connection back (or close it, see the module docs) and pass the query's result through.
-    pub(crate) fn settle<T>(mut self, result: Result<T, sqlx::Error>) -> Result<T, sqlx::Error> {
+    pub(crate) fn settle<T, E: Outcome>(mut self, result: Result<T, E>) -> Result<T, E> {
         let Held::Own(conn) = self.conn.take().expect("a lease is settled once") else {
             // A pooled connection goes back to its pool on drop.
             return result;
         };
-        match &result {
-            Ok(_) | Err(sqlx::Error::Database(_) | sqlx::Error::RowNotFound | sqlx::Error::ColumnDecode { .. }) => {
-                self.from.idle().push(conn);
-            }
-            Err(sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_)) => {
-                self.from.idle().clear();
-            }
-            Err(_) => {}
+        match result.as_ref().map_or_else(Outcome::fate, |_| Fate::Keep) {
+            Fate::Keep => self.from.idle().push(conn),
+            Fate::Close => {}
+            Fate::CloseAll => self.from.idle().clear(),
         }
         result
+    }
+}
+
+/// What a query's outcome says about its connection.
+pub(crate) enum Fate {
+    /// Fit for the next query.
+    Keep,
+    /// Unknown state: close it.
+    Close,
+    /// The transport failed: close it and the idle ones, which most likely went down with it.
+    CloseAll,
+}
+
+/// An error a query on a leased connection can end with.
+pub(crate) trait Outcome {
+    fn fate(&self) -> Fate;
+}
+
+impl Outcome for sqlx::Error {
+    fn fate(&self) -> Fate {
+        match self {
+            // The database answered: the connection works.
+            sqlx::Error::Database(_) | sqlx::Error::RowNotFound | sqlx::Error::ColumnDecode { .. } => Fate::Keep,
+            sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) => Fate::CloseAll,
+            _ => Fate::Close,
+        }
+    }
+}
+
+impl Outcome for crate::StoreError {
+    fn fate(&self) -> Fate {
+        match self {
+            // A constraint or a stored row said no; the connection is fine.
+            crate::StoreError::Conflict(_) | crate::StoreError::Corrupt(_) => Fate::Keep,
+            crate::StoreError::Unavailable(_) => Fate::Close,
+        }
     }
 }
 

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
-use sqlx::{Postgres, Transaction};
+use sqlx::{Connection, Postgres, Transaction};
 
 use crate::lease::{Connections, Lease};
 use crate::sql::db_error;
@@ -41,6 +41,9 @@ pub struct PostgresStore {
     pool: PgPool,
     /// Point reads (see `lease`): one round trip each, where sqlx's pool adds a ping.
     reader: Arc<Connections<PgConnection>>,
+    /// Writes, on `pool`'s connections: sqlx's check on release flushes the rollback of an abandoned
+    /// transaction at once, so its row locks are not held until the connection's next use.
+    writer: Arc<Connections<PgConnection>>,
 }
 
 impl PostgresStore {
@@ -64,10 +67,11 @@ impl PostgresStore {
             // sqlx already pings every connection as it returns to the pool (closing one that fails); a
             // second ping at each checkout would add a round trip to every query.
             .test_before_acquire(false)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(StoreError::unavailable)?;
-        Ok(PostgresStore { pool, reader })
+        let writer = Arc::new(Connections::shared(pool.clone(), options));
+        Ok(PostgresStore { pool, reader, writer })
     }
 
     /// The connection pool, for queries of your own next to authflow's tables.
@@ -91,18 +95,18 @@ impl PostgresStore {
         self.reader.lease().await.map_err(db_error("connection"))
     }
 
-    fn writer(&self) -> &PgPool {
-        &self.pool
+    async fn write(&self) -> StoreResult<Lease<'_, PgConnection>> {
+        self.writer.lease().await.map_err(db_error("connection"))
     }
 
-    async fn begin_write(&self) -> StoreResult<Transaction<'static, Postgres>> {
-        self.pool.begin().await.map_err(db_error("transaction"))
+    async fn begin(conn: &mut PgConnection) -> StoreResult<Transaction<'_, Postgres>> {
+        conn.begin().await.map_err(db_error("transaction"))
     }
 
     /// A transaction holding the purge lock until it ends, so concurrent purges run one after the other
     /// instead of deadlocking on each other's cascades.
-    async fn begin_purge(&self) -> StoreResult<Transaction<'static, Postgres>> {
-        let mut tx = self.begin_write().await?;
+    async fn begin_purge(conn: &mut PgConnection) -> StoreResult<Transaction<'_, Postgres>> {
+        let mut tx = Self::begin(conn).await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(PURGE_LOCK)
             .execute(&mut *tx)

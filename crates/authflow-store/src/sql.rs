@@ -548,11 +548,13 @@ pub(crate) const PURGE_CLIENTS: &str = "DELETE FROM clients WHERE expires_at <= 
 /// Implements every storage trait for a SQL backend `$store` over database `$db`, named `$backend`.
 ///
 /// The backend provides these inherent methods:
-/// - `fn reader(&self) -> &sqlx::Pool<$db>`: where reads go;
-/// - `fn writer(&self) -> &sqlx::Pool<$db>`: where single-statement writes go;
-/// - `async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, $db>>`: a write transaction;
-/// - `async fn begin_purge(&self) -> StoreResult<sqlx::Transaction<'static, $db>>`: the purge's transaction
-///   (PostgreSQL serialises purges across replicas there).
+/// - `async fn read(&self) -> StoreResult<Lease<'_, Connection>>`: a connection for reads;
+/// - `async fn write(&self) -> StoreResult<Lease<'_, Connection>>`: a connection for writes;
+/// - `async fn begin(conn: &mut Connection) -> StoreResult<sqlx::Transaction<'_, $db>>`: a write transaction;
+/// - `async fn begin_purge(conn: &mut Connection) -> StoreResult<sqlx::Transaction<'_, $db>>`: the purge's
+///   transaction (PostgreSQL serialises purges across replicas there).
+///
+/// Every lease is settled with its query's outcome (see `lease`).
 ///
 /// Atomicity never relies on the pools: every compare-and-set is a single conditional statement (or, for
 /// rotation, a conditional statement and an insert in one transaction), so it holds for any number of
@@ -674,7 +676,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn purge_step(
-                tx: &mut sqlx::Transaction<'static, $db>,
+                tx: &mut sqlx::Transaction<'_, $db>,
                 statement: &'static str,
                 now: i64,
             ) -> StoreResult<u64> {
@@ -685,18 +687,16 @@ macro_rules! impl_sql_store {
             #[async_trait]
             impl ClientStore for $store {
                 async fn insert_client(&self, client: &Client) -> StoreResult<()> {
-                    client_query(sql::INSERT_CLIENT, client)
-                        .execute(self.writer())
-                        .await
-                        .map_err(db_error("client"))?;
+                    let mut db = self.write().await?;
+                    let done = client_query(sql::INSERT_CLIENT, client).execute(db.conn()).await;
+                    db.settle(done).map_err(db_error("client"))?;
                     Ok(())
                 }
 
                 async fn update_client(&self, client: &Client) -> StoreResult<bool> {
-                    let done = client_query(sql::UPDATE_CLIENT, client)
-                        .execute(self.writer())
-                        .await
-                        .map_err(db_error("client"))?;
+                    let mut db = self.write().await?;
+                    let done = client_query(sql::UPDATE_CLIENT, client).execute(db.conn()).await;
+                    let done = db.settle(done).map_err(db_error("client"))?;
                     Ok(done.rows_affected() > 0)
                 }
 
@@ -715,11 +715,9 @@ macro_rules! impl_sql_store {
                 }
 
                 async fn delete_client(&self, client_id: &str) -> StoreResult<bool> {
-                    let done = sqlx::query(sql::DELETE_CLIENT)
-                        .bind(client_id)
-                        .execute(self.writer())
-                        .await
-                        .map_err(db_error("client"))?;
+                    let mut db = self.write().await?;
+                    let done = sqlx::query(sql::DELETE_CLIENT).bind(client_id).execute(db.conn()).await;
+                    let done = db.settle(done).map_err(db_error("client"))?;
                     Ok(done.rows_affected() > 0)
                 }
             }
@@ -727,13 +725,16 @@ macro_rules! impl_sql_store {
             #[async_trait]
             impl UserStore for $store {
                 async fn insert_user(&self, user: &User) -> StoreResult<()> {
-                    user_query(sql::INSERT_USER, user).execute(self.writer()).await.map_err(db_error("user"))?;
+                    let mut db = self.write().await?;
+                    let done = user_query(sql::INSERT_USER, user).execute(db.conn()).await;
+                    db.settle(done).map_err(db_error("user"))?;
                     Ok(())
                 }
 
                 async fn update_user(&self, user: &User) -> StoreResult<bool> {
-                    let done =
-                        user_query(sql::UPDATE_USER, user).execute(self.writer()).await.map_err(db_error("user"))?;
+                    let mut db = self.write().await?;
+                    let done = user_query(sql::UPDATE_USER, user).execute(db.conn()).await;
+                    let done = db.settle(done).map_err(db_error("user"))?;
                     Ok(done.rows_affected() > 0)
                 }
 
@@ -759,11 +760,9 @@ macro_rules! impl_sql_store {
                 }
 
                 async fn delete_user(&self, id: &str) -> StoreResult<bool> {
-                    let done = sqlx::query(sql::DELETE_USER)
-                        .bind(id)
-                        .execute(self.writer())
-                        .await
-                        .map_err(db_error("user"))?;
+                    let mut db = self.write().await?;
+                    let done = sqlx::query(sql::DELETE_USER).bind(id).execute(db.conn()).await;
+                    let done = db.settle(done).map_err(db_error("user"))?;
                     Ok(done.rows_affected() > 0)
                 }
             }
@@ -771,17 +770,23 @@ macro_rules! impl_sql_store {
             #[async_trait]
             impl TokenStore for $store {
                 async fn insert_grant(&self, grant: &Grant) -> StoreResult<()> {
-                    grant_query(grant).execute(self.writer()).await.map_err(db_error("grant"))?;
+                    let mut db = self.write().await?;
+                    let done = grant_query(grant).execute(db.conn()).await;
+                    db.settle(done).map_err(db_error("grant"))?;
                     Ok(())
                 }
 
                 async fn insert_grant_with_access_token(&self, grant: &Grant, t: &AccessToken) -> StoreResult<()> {
                     // One commit instead of two; a failure drops `tx`, so neither row is left behind.
-                    let mut tx = self.begin_write().await?;
-                    grant_query(grant).execute(&mut *tx).await.map_err(db_error("grant"))?;
-                    access_query(t).execute(&mut *tx).await.map_err(db_error("access token"))?;
-                    tx.commit().await.map_err(db_error("access token"))?;
-                    Ok(())
+                    let mut db = self.write().await?;
+                    let done = async {
+                        let mut tx = Self::begin(db.conn()).await?;
+                        grant_query(grant).execute(&mut *tx).await.map_err(db_error("grant"))?;
+                        access_query(t).execute(&mut *tx).await.map_err(db_error("access token"))?;
+                        tx.commit().await.map_err(db_error("access token"))
+                    }
+                    .await;
+                    db.settle(done)
                 }
 
                 async fn find_grant(&self, id: &str) -> StoreResult<Option<Grant>> {
@@ -792,27 +797,26 @@ macro_rules! impl_sql_store {
                 }
 
                 async fn revoke_grant(&self, id: &str, now: UnixTime) -> StoreResult<bool> {
-                    let done = sqlx::query(sql::REVOKE_GRANT)
-                        .bind(id)
-                        .bind(sql::millis(now))
-                        .execute(self.writer())
-                        .await
-                        .map_err(db_error("grant"))?;
+                    let mut db = self.write().await?;
+                    let done = sqlx::query(sql::REVOKE_GRANT).bind(id).bind(sql::millis(now)).execute(db.conn()).await;
+                    let done = db.settle(done).map_err(db_error("grant"))?;
                     Ok(done.rows_affected() > 0)
                 }
 
                 async fn revoke_grants_of_subject(&self, subject: &str, now: UnixTime) -> StoreResult<u64> {
+                    let mut db = self.write().await?;
                     let done = sqlx::query(sql::REVOKE_SUBJECT_GRANTS)
                         .bind(subject)
                         .bind(sql::millis(now))
-                        .execute(self.writer())
-                        .await
-                        .map_err(db_error("grant"))?;
+                        .execute(db.conn())
+                        .await;
+                    let done = db.settle(done).map_err(db_error("grant"))?;
                     Ok(done.rows_affected())
                 }
 
                 async fn insert_code(&self, code: &AuthorizationCode) -> StoreResult<()> {
-                    sqlx::query(sql::INSERT_CODE)
+                    let mut db = self.write().await?;
+                    let done = sqlx::query(sql::INSERT_CODE)
                         .bind(sql::hash(&code.code_hash))
                         .bind(code.grant_id.as_str())
                         .bind(code.client_id.as_str())
@@ -826,19 +830,20 @@ macro_rules! impl_sql_store {
                         .bind(sql::millis(code.auth_time))
                         .bind(sql::millis(code.issued_at))
                         .bind(sql::millis(code.expires_at))
-                        .execute(self.writer())
-                        .await
-                        .map_err(db_error("authorization code"))?;
+                        .execute(db.conn())
+                        .await;
+                    db.settle(done).map_err(db_error("authorization code"))?;
                     Ok(())
                 }
 
                 async fn consume_code(&self, code_hash: &TokenHash, now: UnixTime) -> StoreResult<CodeConsumption> {
+                    let mut db = self.write().await?;
                     let consumed = sqlx::query(sql::CONSUME_CODE)
                         .bind(sql::hash(code_hash))
                         .bind(sql::millis(now))
-                        .fetch_optional(self.writer())
-                        .await
-                        .map_err(db_error("authorization code"))?;
+                        .fetch_optional(db.conn())
+                        .await;
+                    let consumed = db.settle(consumed).map_err(db_error("authorization code"))?;
                     if let Some(row) = consumed {
                         return Ok(CodeConsumption::Consumed(sql::code(&row)?));
                     }
@@ -853,7 +858,9 @@ macro_rules! impl_sql_store {
                 }
 
                 async fn insert_access_token(&self, t: &AccessToken) -> StoreResult<()> {
-                    access_query(t).execute(self.writer()).await.map_err(db_error("access token"))?;
+                    let mut db = self.write().await?;
+                    let done = access_query(t).execute(db.conn()).await;
+                    db.settle(done).map_err(db_error("access token"))?;
                     Ok(())
                 }
 
@@ -873,17 +880,20 @@ macro_rules! impl_sql_store {
                 }
 
                 async fn revoke_access_token(&self, token_hash: &TokenHash, now: UnixTime) -> StoreResult<bool> {
+                    let mut db = self.write().await?;
                     let done = sqlx::query(sql::REVOKE_ACCESS_TOKEN)
                         .bind(sql::hash(token_hash))
                         .bind(sql::millis(now))
-                        .execute(self.writer())
-                        .await
-                        .map_err(db_error("access token"))?;
+                        .execute(db.conn())
+                        .await;
+                    let done = db.settle(done).map_err(db_error("access token"))?;
                     Ok(done.rows_affected() > 0)
                 }
 
                 async fn insert_refresh_token(&self, token: &RefreshToken) -> StoreResult<()> {
-                    refresh_query(token).execute(self.writer()).await.map_err(db_error("refresh token"))?;
+                    let mut db = self.write().await?;
+                    let done = refresh_query(token).execute(db.conn()).await;
+                    db.settle(done).map_err(db_error("refresh token"))?;
                     Ok(())
                 }
 
@@ -903,30 +913,36 @@ macro_rules! impl_sql_store {
                     new: &RefreshToken,
                     now: UnixTime,
                 ) -> StoreResult<bool> {
-                    let mut tx = self.begin_write().await?;
-                    let marked = sqlx::query(sql::MARK_REFRESH_ROTATED)
-                        .bind(sql::hash(old))
-                        .bind(sql::millis(now))
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_error("refresh token"))?;
-                    if marked.rows_affected() == 0 {
-                        // Already rotated or revoked, or unknown: nothing changed; dropping `tx` rolls back.
-                        return Ok(false);
+                    let mut db = self.write().await?;
+                    let rotated = async {
+                        let mut tx = Self::begin(db.conn()).await?;
+                        let marked = sqlx::query(sql::MARK_REFRESH_ROTATED)
+                            .bind(sql::hash(old))
+                            .bind(sql::millis(now))
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_error("refresh token"))?;
+                        if marked.rows_affected() == 0 {
+                            // Already rotated or revoked, or unknown: nothing changed; dropping `tx` rolls back.
+                            return Ok(false);
+                        }
+                        // A failure here (e.g. a conflicting new hash) drops `tx`, which un-marks the old token.
+                        refresh_query(new).execute(&mut *tx).await.map_err(db_error("refresh token"))?;
+                        tx.commit().await.map_err(db_error("refresh token"))?;
+                        Ok(true)
                     }
-                    // A failure here (e.g. a conflicting new hash) drops `tx`, which un-marks the old token.
-                    refresh_query(new).execute(&mut *tx).await.map_err(db_error("refresh token"))?;
-                    tx.commit().await.map_err(db_error("refresh token"))?;
-                    Ok(true)
+                    .await;
+                    db.settle(rotated)
                 }
 
                 async fn revoke_refresh_token(&self, token_hash: &TokenHash, now: UnixTime) -> StoreResult<bool> {
+                    let mut db = self.write().await?;
                     let done = sqlx::query(sql::REVOKE_REFRESH_TOKEN)
                         .bind(sql::hash(token_hash))
                         .bind(sql::millis(now))
-                        .execute(self.writer())
-                        .await
-                        .map_err(db_error("refresh token"))?;
+                        .execute(db.conn())
+                        .await;
+                    let done = db.settle(done).map_err(db_error("refresh token"))?;
                     Ok(done.rows_affected() > 0)
                 }
             }
@@ -934,10 +950,9 @@ macro_rules! impl_sql_store {
             #[async_trait]
             impl DeviceStore for $store {
                 async fn insert_device_grant(&self, grant: &DeviceGrant) -> StoreResult<()> {
-                    device_query(sql::INSERT_DEVICE_GRANT, grant)
-                        .execute(self.writer())
-                        .await
-                        .map_err(db_error("user code"))?;
+                    let mut db = self.write().await?;
+                    let done = device_query(sql::INSERT_DEVICE_GRANT, grant).execute(db.conn()).await;
+                    db.settle(done).map_err(db_error("user code"))?;
                     Ok(())
                 }
 
@@ -962,10 +977,9 @@ macro_rules! impl_sql_store {
                 }
 
                 async fn update_device_grant(&self, grant: &DeviceGrant) -> StoreResult<bool> {
-                    let done = device_query(sql::UPDATE_DEVICE_GRANT, grant)
-                        .execute(self.writer())
-                        .await
-                        .map_err(db_error("user code"))?;
+                    let mut db = self.write().await?;
+                    let done = device_query(sql::UPDATE_DEVICE_GRANT, grant).execute(db.conn()).await;
+                    let done = db.settle(done).map_err(db_error("user code"))?;
                     Ok(done.rows_affected() > 0)
                 }
             }
@@ -973,7 +987,8 @@ macro_rules! impl_sql_store {
             #[async_trait]
             impl KeyStore for $store {
                 async fn insert_signing_key(&self, key: &SigningKey) -> StoreResult<()> {
-                    sqlx::query(sql::INSERT_SIGNING_KEY)
+                    let mut db = self.write().await?;
+                    let done = sqlx::query(sql::INSERT_SIGNING_KEY)
                         .bind(key.kid.as_str())
                         .bind(key.alg.as_str())
                         .bind(key.private_key.as_slice())
@@ -982,9 +997,9 @@ macro_rules! impl_sql_store {
                         .bind(sql::millis(key.not_before))
                         .bind(sql::opt_millis(key.retire_at))
                         .bind(sql::opt_millis(key.expires_at))
-                        .execute(self.writer())
-                        .await
-                        .map_err(db_error("signing key"))?;
+                        .execute(db.conn())
+                        .await;
+                    db.settle(done).map_err(db_error("signing key"))?;
                     Ok(())
                 }
 
@@ -1001,13 +1016,14 @@ macro_rules! impl_sql_store {
                     retire_at: UnixTime,
                     expires_at: UnixTime,
                 ) -> StoreResult<bool> {
+                    let mut db = self.write().await?;
                     let done = sqlx::query(sql::RETIRE_SIGNING_KEY)
                         .bind(kid)
                         .bind(sql::millis(retire_at))
                         .bind(sql::millis(expires_at))
-                        .execute(self.writer())
-                        .await
-                        .map_err(db_error("signing key"))?;
+                        .execute(db.conn())
+                        .await;
+                    let done = db.settle(done).map_err(db_error("signing key"))?;
                     Ok(done.rows_affected() > 0)
                 }
             }
@@ -1015,13 +1031,14 @@ macro_rules! impl_sql_store {
             #[async_trait]
             impl ReplayStore for $store {
                 async fn remember_once(&self, key: &str, expires_at: UnixTime, now: UnixTime) -> StoreResult<bool> {
+                    let mut db = self.write().await?;
                     let done = sqlx::query(sql::REMEMBER_ONCE)
                         .bind(key)
                         .bind(sql::millis(expires_at))
                         .bind(sql::millis(now))
-                        .execute(self.writer())
-                        .await
-                        .map_err(db_error("replay entry"))?;
+                        .execute(db.conn())
+                        .await;
+                    let done = db.settle(done).map_err(db_error("replay entry"))?;
                     Ok(done.rows_affected() > 0)
                 }
             }
@@ -1029,15 +1046,16 @@ macro_rules! impl_sql_store {
             #[async_trait]
             impl SessionStore for $store {
                 async fn insert_session(&self, session: &LoginSession) -> StoreResult<()> {
-                    sqlx::query(sql::INSERT_SESSION)
+                    let mut db = self.write().await?;
+                    let done = sqlx::query(sql::INSERT_SESSION)
                         .bind(sql::hash(&session.id_hash))
                         .bind(session.user_id.as_str())
                         .bind(sql::millis(session.auth_time))
                         .bind(sql::millis(session.created_at))
                         .bind(sql::millis(session.expires_at))
-                        .execute(self.writer())
-                        .await
-                        .map_err(db_error("login session"))?;
+                        .execute(db.conn())
+                        .await;
+                    db.settle(done).map_err(db_error("login session"))?;
                     Ok(())
                 }
 
@@ -1053,11 +1071,9 @@ macro_rules! impl_sql_store {
                 }
 
                 async fn delete_session(&self, id_hash: &TokenHash) -> StoreResult<bool> {
-                    let done = sqlx::query(sql::DELETE_SESSION)
-                        .bind(sql::hash(id_hash))
-                        .execute(self.writer())
-                        .await
-                        .map_err(db_error("login session"))?;
+                    let mut db = self.write().await?;
+                    let done = sqlx::query(sql::DELETE_SESSION).bind(sql::hash(id_hash)).execute(db.conn()).await;
+                    let done = db.settle(done).map_err(db_error("login session"))?;
                     Ok(done.rows_affected() > 0)
                 }
             }
@@ -1065,16 +1081,17 @@ macro_rules! impl_sql_store {
             #[async_trait]
             impl ConsentStore for $store {
                 async fn upsert_consent(&self, consent: &Consent) -> StoreResult<()> {
-                    sqlx::query(sql::UPSERT_CONSENT)
+                    let mut db = self.write().await?;
+                    let done = sqlx::query(sql::UPSERT_CONSENT)
                         .bind(consent.user_id.as_str())
                         .bind(consent.client_id.as_str())
                         .bind(sql::scope(&consent.scope))
                         .bind(sql::resources(&consent.resources))
                         .bind(sql::millis(consent.granted_at))
                         .bind(sql::millis(consent.expires_at))
-                        .execute(self.writer())
-                        .await
-                        .map_err(db_error("consent"))?;
+                        .execute(db.conn())
+                        .await;
+                    db.settle(done).map_err(db_error("consent"))?;
                     Ok(())
                 }
 
@@ -1096,12 +1113,9 @@ macro_rules! impl_sql_store {
                 }
 
                 async fn delete_consent(&self, user_id: &str, client_id: &str) -> StoreResult<bool> {
-                    let done = sqlx::query(sql::DELETE_CONSENT)
-                        .bind(user_id)
-                        .bind(client_id)
-                        .execute(self.writer())
-                        .await
-                        .map_err(db_error("consent"))?;
+                    let mut db = self.write().await?;
+                    let done = sqlx::query(sql::DELETE_CONSENT).bind(user_id).bind(client_id).execute(db.conn()).await;
+                    let done = db.settle(done).map_err(db_error("consent"))?;
                     Ok(done.rows_affected() > 0)
                 }
             }
@@ -1121,22 +1135,27 @@ macro_rules! impl_sql_store {
 
                 async fn purge_expired(&self, now: UnixTime) -> StoreResult<PurgeReport> {
                     let now = sql::millis(now);
-                    let mut tx = self.begin_purge().await?;
-                    // Field order is evaluation order: tokens before their grants, grants before clients.
-                    let report = PurgeReport {
-                        codes: purge_step(&mut tx, sql::PURGE_CODES, now).await?,
-                        access_tokens: purge_step(&mut tx, sql::PURGE_ACCESS_TOKENS, now).await?,
-                        refresh_tokens: purge_step(&mut tx, sql::PURGE_REFRESH_TOKENS, now).await?,
-                        grants: purge_step(&mut tx, sql::PURGE_GRANTS, now).await?,
-                        device_grants: purge_step(&mut tx, sql::PURGE_DEVICE_GRANTS, now).await?,
-                        replay_entries: purge_step(&mut tx, sql::PURGE_REPLAY, now).await?,
-                        // Before clients, so a consent that expired itself is counted as such.
-                        sessions: purge_step(&mut tx, sql::PURGE_SESSIONS, now).await?,
-                        consents: purge_step(&mut tx, sql::PURGE_CONSENTS, now).await?,
-                        clients: purge_step(&mut tx, sql::PURGE_CLIENTS, now).await?,
-                    };
-                    tx.commit().await.map_err(db_error("purge"))?;
-                    Ok(report)
+                    let mut db = self.write().await?;
+                    let purged = async {
+                        let mut tx = Self::begin_purge(db.conn()).await?;
+                        // Field order is evaluation order: tokens before their grants, grants before clients.
+                        let report = PurgeReport {
+                            codes: purge_step(&mut tx, sql::PURGE_CODES, now).await?,
+                            access_tokens: purge_step(&mut tx, sql::PURGE_ACCESS_TOKENS, now).await?,
+                            refresh_tokens: purge_step(&mut tx, sql::PURGE_REFRESH_TOKENS, now).await?,
+                            grants: purge_step(&mut tx, sql::PURGE_GRANTS, now).await?,
+                            device_grants: purge_step(&mut tx, sql::PURGE_DEVICE_GRANTS, now).await?,
+                            replay_entries: purge_step(&mut tx, sql::PURGE_REPLAY, now).await?,
+                            // Before clients, so a consent that expired itself is counted as such.
+                            sessions: purge_step(&mut tx, sql::PURGE_SESSIONS, now).await?,
+                            consents: purge_step(&mut tx, sql::PURGE_CONSENTS, now).await?,
+                            clients: purge_step(&mut tx, sql::PURGE_CLIENTS, now).await?,
+                        };
+                        tx.commit().await.map_err(db_error("purge"))?;
+                        Ok(report)
+                    }
+                    .await;
+                    db.settle(purged)
                 }
             }
         };

@@ -19,10 +19,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::migrate::Migrator;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
-use sqlx::{Sqlite, Transaction};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Connection, Sqlite, Transaction};
 
 use crate::lease::{Connections, Lease};
 use crate::sql::db_error;
@@ -39,7 +37,7 @@ pub struct SqliteStore {
     /// Read-only connections (`PRAGMA query_only`), `max_connections` of them.
     reader: Arc<Connections<SqliteConnection>>,
     /// The single connection every write goes through.
-    writer: SqlitePool,
+    writer: Arc<Connections<SqliteConnection>>,
 }
 
 impl SqliteStore {
@@ -65,22 +63,16 @@ impl SqliteStore {
                 .connect_with(options.clone())
                 .await
                 .map_err(StoreError::unavailable)?;
-            let reader = Arc::new(Connections::shared(pool.clone(), options));
-            return Ok(SqliteStore { reader, writer: pool });
+            let shared = Arc::new(Connections::shared(pool, options));
+            return Ok(SqliteStore { reader: shared.clone(), writer: shared });
         }
 
         // The writer first: it creates the file and switches it to WAL (a persistent setting), which the
-        // readers then inherit.
-        // In-process connections have nothing to ping for: skip the check on every checkout.
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .test_before_acquire(false)
-            .connect_with(options.clone().journal_mode(SqliteJournalMode::Wal))
-            .await
-            .map_err(StoreError::unavailable)?;
-        // Reads bypass sqlx's pool (see `lease`): a point read is then one hop to a connection's worker thread,
-        // not two.
+        // readers then inherit. Neither goes through sqlx's pool (see `lease`): a statement is then one hop to
+        // the connection's worker thread, not two.
+        let writer = Arc::new(Connections::new(options.clone().journal_mode(SqliteJournalMode::Wal), 1, BUSY_TIMEOUT));
+        let opened = writer.lease().await.map(|lease| lease.settle(Ok::<_, sqlx::Error>(())));
+        opened.map_err(StoreError::unavailable)?.map_err(StoreError::unavailable)?;
         let reader = Arc::new(Connections::new(options.pragma("query_only", "ON"), max_connections, BUSY_TIMEOUT));
         Ok(SqliteStore { reader, writer })
     }
@@ -91,16 +83,22 @@ impl SqliteStore {
     /// rebuilding a table requires (a rebuild's `DROP TABLE` would otherwise cascade into every table that
     /// references it), then checks every foreign key before switching enforcement back on.
     pub async fn migrate(&self) -> StoreResult<()> {
-        let mut conn = self.writer.acquire().await.map_err(StoreError::unavailable)?;
-        sqlx::query("PRAGMA foreign_keys = OFF").execute(&mut *conn).await.map_err(StoreError::unavailable)?;
-        let ran = MIGRATOR.run(&mut *conn).await.map_err(StoreError::unavailable);
-        let dangling = sqlx::query("PRAGMA foreign_key_check").fetch_all(&mut *conn).await;
-        sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await.map_err(StoreError::unavailable)?;
-        ran?;
-        match dangling.map_err(StoreError::unavailable)?.len() {
-            0 => Ok(()),
-            n => Err(StoreError::Corrupt(format!("{n} rows reference missing rows after migrating"))),
+        let mut db = self.write().await?;
+        let conn = db.conn();
+        let migrated = async {
+            sqlx::query("PRAGMA foreign_keys = OFF").execute(&mut *conn).await.map_err(StoreError::unavailable)?;
+            let ran = MIGRATOR.run(&mut *conn).await.map_err(StoreError::unavailable);
+            let dangling = sqlx::query("PRAGMA foreign_key_check").fetch_all(&mut *conn).await;
+            // A connection left with enforcement off is closed by the lease (an `Unavailable` outcome).
+            sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await.map_err(StoreError::unavailable)?;
+            ran?;
+            match dangling.map_err(StoreError::unavailable)?.len() {
+                0 => Ok(()),
+                n => Err(StoreError::Corrupt(format!("{n} rows reference missing rows after migrating"))),
+            }
         }
+        .await;
+        db.settle(migrated)
     }
 
     /// Close every connection, waiting for those in use to be returned.
@@ -113,18 +111,18 @@ impl SqliteStore {
         self.reader.lease().await.map_err(db_error("connection"))
     }
 
-    fn writer(&self) -> &SqlitePool {
-        &self.writer
+    async fn write(&self) -> StoreResult<Lease<'_, SqliteConnection>> {
+        self.writer.lease().await.map_err(db_error("connection"))
     }
 
     /// `BEGIN IMMEDIATE` takes the write lock up front, so a transaction never fails half-way for want of
     /// it (a deferred one could, if another process wrote in between).
-    async fn begin_write(&self) -> StoreResult<Transaction<'static, Sqlite>> {
-        self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(db_error("transaction"))
+    async fn begin(conn: &mut SqliteConnection) -> StoreResult<Transaction<'_, Sqlite>> {
+        conn.begin_with("BEGIN IMMEDIATE").await.map_err(db_error("transaction"))
     }
 
-    async fn begin_purge(&self) -> StoreResult<Transaction<'static, Sqlite>> {
-        self.begin_write().await
+    async fn begin_purge(conn: &mut SqliteConnection) -> StoreResult<Transaction<'_, Sqlite>> {
+        Self::begin(conn).await
     }
 }
 
@@ -146,21 +144,22 @@ mod tests {
         let url = format!("sqlite://{}", dir.path().join("pragmas.db").display());
         let store = SqliteStore::connect(&url, 3).await.unwrap();
         store.migrate().await.unwrap();
-        let mut writer = store.writer.acquire().await.unwrap();
+        let mut writer = store.write().await.unwrap();
         let mut reader = store.read().await.unwrap();
-        for conn in [&mut *writer, reader.conn()] {
+        for conn in [writer.conn(), reader.conn()] {
             assert_eq!(pragma(conn, "journal_mode").await, "wal");
             assert_eq!(pragma(conn, "foreign_keys").await, "1");
             assert_eq!(pragma(conn, "synchronous").await, "1", "NORMAL");
             assert_eq!(pragma(conn, "busy_timeout").await, BUSY_TIMEOUT.as_millis().to_string());
         }
-        assert_eq!(pragma(&mut writer, "query_only").await, "0");
+        assert_eq!(pragma(writer.conn(), "query_only").await, "0");
         assert_eq!(pragma(reader.conn(), "query_only").await, "1", "readers cannot write");
         let write =
             sqlx::query("INSERT INTO replay_guard (key, expires_at) VALUES ('k', 1)").execute(reader.conn()).await;
         assert!(write.is_err(), "a write through a reader is refused");
         assert!(reader.settle(write).is_err());
-        assert_eq!(store.writer.options().get_max_connections(), 1, "one writer");
+        drop(writer);
+        assert_eq!(store.writer.capacity(), 1, "one writer");
         assert_eq!(store.reader.capacity(), 3);
     }
 }
