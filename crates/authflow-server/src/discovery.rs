@@ -33,17 +33,23 @@ pub(crate) fn routes(issuer: &Url) -> Router<Arc<AppState>> {
 }
 
 /// The OpenID Provider document: the same endpoints plus what OpenID Connect adds. ID tokens are signed with
-/// the deployment's key algorithm (ES256 by default); RS256 is not offered for signing, a deliberate
-/// departure from OpenID Connect Discovery's "MUST include RS256" (see the README). authflow does *verify*
-/// RS256, in client assertions: that is `token_endpoint_auth_signing_alg_values_supported`.
-pub(crate) fn openid_metadata(state: &AppState) -> OpenIdProviderMetadata {
+/// the deployment's `signing_algorithm` (ES256 by default, or EdDSA), and while the key rotates away from
+/// another algorithm, with that one too; RS256 is not offered for signing, a deliberate departure from OpenID
+/// Connect Discovery's "MUST include RS256" (see the README). authflow does *verify* RS256, in client
+/// assertions: that is `token_endpoint_auth_signing_alg_values_supported`.
+pub(crate) async fn openid_metadata(state: &AppState) -> OpenIdProviderMetadata {
     let mut oauth = metadata(state);
     oauth.userinfo_endpoint = Some(state.endpoint("userinfo"));
     let claims = ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "azp", "at_hash", "preferred_username"];
+    // The document never depends on storage being reachable: without the keys, the configured algorithm.
+    let algorithms = state.keys.signing_algorithms(state.clock.now()).await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "signing keys unavailable for discovery; advertising the configured algorithm");
+        vec![state.keys.algorithm()]
+    });
     OpenIdProviderMetadata {
         oauth,
         subject_types_supported: vec!["public".to_owned()],
-        id_token_signing_alg_values_supported: vec![state.keys.algorithm().as_str().to_owned()],
+        id_token_signing_alg_values_supported: algorithms.iter().map(|a| a.as_str().to_owned()).collect(),
         claims_supported: claims.into_iter().map(String::from).collect(),
         claims_parameter_supported: Some(false),
         request_parameter_supported: Some(false),
@@ -112,6 +118,6 @@ async fn authorization_server_metadata(State(state): State<Arc<AppState>>) -> im
 async fn openid_configuration(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     (
         [(header::CACHE_CONTROL, "public, max-age=300"), (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")],
-        Json(openid_metadata(&state)),
+        Json(openid_metadata(&state).await),
     )
 }

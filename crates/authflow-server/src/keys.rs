@@ -9,6 +9,12 @@
 //! for every replica (re-reading every 60 s) and every resource server (caching the JWKS for at most
 //! 5 minutes) to know it; the old key then stops signing and stays published until the tokens it signed
 //! have expired.
+//!
+//! New keys are of the ring's algorithm, ES256 or EdDSA (authflow never signs with RSA). When the key
+//! signing today is of another algorithm (the deployment's `signing_algorithm` changed), the ring rotates
+//! by itself, the same way: a key of the configured algorithm is published at once and signs after
+//! [`ROTATION_OVERLAP`]; the old key signs until then and stays published for the ring's keep-published time
+//! (see [`KeyRing::with_rotation`]), so every token it signed keeps verifying until it expires.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -24,11 +30,21 @@ use crate::OsEntropy;
 /// How long a replica trusts its cached view of the keys.
 const REFRESH_EVERY: Duration = Duration::from_secs(60);
 
+/// Between publishing a new key and signing with it, by default: resource servers cache the JWKS for up to
+/// 5 minutes and replicas re-read the keys every minute (`authflow key rotate --overlap-secs`' default).
+pub const ROTATION_OVERLAP: Duration = Duration::from_secs(600);
+
+/// How long a key that stopped signing stays published, by default: the default access-token (and ID
+/// token) lifetime, 1 hour, plus the default clock skew.
+pub const KEEP_PUBLISHED: Duration = Duration::from_secs(3600 + 60);
+
 #[derive(Debug)]
 struct Snapshot {
     read_at: UnixTime,
     signing: Option<PrivateKey>,
     published: JwkSet,
+    /// Whether a key of the ring's algorithm signs now or will (published, not retired yet).
+    has_own_algorithm: bool,
 }
 
 /// The deployment's signing keys.
@@ -37,7 +53,25 @@ pub struct KeyRing {
     store: Arc<dyn Store>,
     algorithm: Algorithm,
     encryption: Option<KeyEncryptionKey>,
+    overlap: Duration,
+    keep_published: Duration,
     snapshot: RwLock<Option<Arc<Snapshot>>>,
+    /// One refresh at a time in this process, so concurrent requests never create or rotate twice.
+    refreshing: tokio::sync::Mutex<()>,
+}
+
+/// An algorithm authflow does not sign with (only ES256 and EdDSA are signing algorithms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("authflow signs with ES256 or EdDSA only, not {0}")]
+pub struct UnsupportedSigningAlgorithm(pub Algorithm);
+
+/// `algorithm` if authflow signs with it ([`Algorithm::SIGNING`]: ES256, EdDSA), else the error.
+pub fn signing_algorithm(algorithm: Algorithm) -> Result<Algorithm, UnsupportedSigningAlgorithm> {
+    if algorithm.can_sign() {
+        Ok(algorithm)
+    } else {
+        Err(UnsupportedSigningAlgorithm(algorithm))
+    }
 }
 
 /// Marks a sealed private key: `afk1 || nonce (12) || ciphertext || tag (16)`.
@@ -102,9 +136,32 @@ fn corrupt(kid: &str) -> StoreError {
 }
 
 impl KeyRing {
-    /// Keys of `algorithm` kept in `store`.
+    /// Keys of `algorithm` kept in `store`, rotating with the default [`ROTATION_OVERLAP`] and
+    /// [`KEEP_PUBLISHED`] when the signing key is of another algorithm.
+    ///
+    /// # Panics
+    ///
+    /// If authflow cannot sign with `algorithm` (RS256, PS256): check it first with [`signing_algorithm`].
     pub fn new(store: Arc<dyn Store>, algorithm: Algorithm) -> Self {
-        KeyRing { store, algorithm, encryption: None, snapshot: RwLock::new(None) }
+        assert!(algorithm.can_sign(), "{}", UnsupportedSigningAlgorithm(algorithm));
+        KeyRing {
+            store,
+            algorithm,
+            encryption: None,
+            overlap: ROTATION_OVERLAP,
+            keep_published: KEEP_PUBLISHED,
+            snapshot: RwLock::new(None),
+            refreshing: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// How the ring rotates by itself when the key signing today is of another algorithm than its own:
+    /// the new key signs `overlap` after it is published, and the old one stays published `keep_published`
+    /// after it stops signing (at least the longest lifetime of a token it signed plus the clock skew).
+    pub fn with_rotation(mut self, overlap: Duration, keep_published: Duration) -> Self {
+        self.overlap = overlap;
+        self.keep_published = keep_published;
+        self
     }
 
     /// Seal new keys with `key`, and open sealed ones with it (keys stored in the clear still load).
@@ -133,6 +190,7 @@ impl KeyRing {
         let keys = self.store.list_signing_keys().await?;
         let mut published = Vec::new();
         let mut signing = None;
+        let mut has_own_algorithm = false;
         // Newest first: the first key that may sign now is the one to sign with.
         for k in &keys {
             if k.expires_at.is_some_and(|e| e <= now) {
@@ -145,19 +203,46 @@ impl KeyRing {
                 let key = PrivateKey::from_bytes(alg, &self.private_bytes(k)?).map_err(|_| corrupt(&k.kid))?;
                 signing = Some(key.with_kid(k.kid.clone()));
             }
+            // Signing now or later. One that is retiring counts until it retires: a replica configured with
+            // another algorithm than this one's then rotates at most once per overlap, never on every refresh.
+            has_own_algorithm |= k.alg == self.algorithm.as_str() && k.retire_at.is_none_or(|r| r > now);
         }
-        Ok(Snapshot { read_at: now, signing, published: published.into_iter().collect() })
+        Ok(Snapshot { read_at: now, signing, published: published.into_iter().collect(), has_own_algorithm })
+    }
+
+    /// The cached snapshot, if it is recent and has a key to sign with.
+    fn cached(&self, now: UnixTime) -> Option<Arc<Snapshot>> {
+        let cached = self.snapshot.read().unwrap_or_else(|p| p.into_inner()).clone();
+        cached.filter(|s| now.saturating_since(s.read_at) < REFRESH_EVERY && s.signing.is_some())
     }
 
     async fn snapshot(&self, now: UnixTime) -> Result<Arc<Snapshot>, StoreError> {
-        let cached = self.snapshot.read().unwrap_or_else(|p| p.into_inner()).clone();
-        if let Some(s) = cached.filter(|s| now.saturating_since(s.read_at) < REFRESH_EVERY && s.signing.is_some()) {
+        if let Some(s) = self.cached(now) {
+            return Ok(s);
+        }
+        let _one_at_a_time = self.refreshing.lock().await;
+        // Another request may have refreshed while this one waited.
+        if let Some(s) = self.cached(now) {
             return Ok(s);
         }
         let mut fresh = self.read(now).await?;
         if fresh.signing.is_none() {
             self.create(now).await?;
             fresh = self.read(now).await?;
+        } else if let Some(other) = fresh.signing.as_ref().filter(|k| k.algorithm() != self.algorithm) {
+            if !fresh.has_own_algorithm {
+                // The configured algorithm changed: rotate to it, keeping what the old key signed verifiable.
+                tracing::warn!(
+                    target: crate::observe::AUDIT,
+                    kid = %other.kid(),
+                    from = %other.algorithm(),
+                    to = %self.algorithm,
+                    "the signing key's algorithm is not the configured one: rotating (if this repeats, replicas \
+                     are configured with different signing algorithms)"
+                );
+                self.rotate(now, self.overlap, self.keep_published).await?;
+                fresh = self.read(now).await?;
+            }
         }
         let fresh = Arc::new(fresh);
         *self.snapshot.write().unwrap_or_else(|p| p.into_inner()) = Some(fresh.clone());
@@ -220,6 +305,18 @@ impl KeyRing {
     /// The algorithm new keys are made for.
     pub fn algorithm(&self) -> Algorithm {
         self.algorithm
+    }
+
+    /// The algorithms tokens are signed with: the configured one, and, while a rotation away from another
+    /// algorithm is under way, the one of the key still signing (e.g. for `id_token_signing_alg_values_supported`).
+    pub async fn signing_algorithms(&self, now: UnixTime) -> Result<Vec<Algorithm>, StoreError> {
+        let mut algorithms = vec![self.algorithm];
+        if let Some(key) = &self.snapshot(now).await?.signing {
+            if key.algorithm() != self.algorithm {
+                algorithms.push(key.algorithm());
+            }
+        }
+        Ok(algorithms)
     }
 
     /// The key to sign with now (created if there is none).

@@ -85,6 +85,9 @@ pub enum BuildError {
     /// An upstream identity provider's configuration is unusable; the text says why.
     #[error("{0}")]
     InvalidUpstream(String),
+    /// [`Policy::signing_algorithm`] is not one authflow signs with (ES256 or EdDSA).
+    #[error("signing algorithm: {0}")]
+    UnsupportedSigningAlgorithm(#[from] keys::UnsupportedSigningAlgorithm),
 }
 
 /// Shared state of every handler.
@@ -348,11 +351,15 @@ impl AuthServerBuilder {
             .build()?;
         let upstream = upstream::Upstreams::new(self.upstream, self.local_passwords, upstream_http)
             .map_err(BuildError::InvalidUpstream)?;
+        // A key that stops signing (the algorithm changed) stays published as long as its tokens live.
+        let keep_published = self.policy.access_token_ttl + self.policy.clock_skew;
+        let keys = keys::KeyRing::new(self.store.clone(), keys::signing_algorithm(self.policy.signing_algorithm)?)
+            .with_encryption(self.key_encryption)
+            .with_rotation(keys::ROTATION_OVERLAP, keep_published);
         Ok(AuthServer {
             state: Arc::new(AppState {
                 upstream,
-                keys: keys::KeyRing::new(self.store.clone(), authflow_core::jose::Algorithm::ES256)
-                    .with_encryption(self.key_encryption),
+                keys,
                 issuer,
                 store: self.store,
                 clock: self.clock,

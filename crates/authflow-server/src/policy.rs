@@ -40,6 +40,10 @@ pub struct Policy {
     pub dynamic_client_ttl: Option<Duration>,
     /// Opaque (default) or JWT access tokens.
     pub access_token_format: AccessTokenFormat,
+    /// What new signing keys are, for JWT access tokens (RFC 9068) and ID tokens: ES256 (default) or EdDSA;
+    /// the builder refuses anything else (authflow never signs with RSA). Changing it rotates the key: see
+    /// [`crate::keys`].
+    pub signing_algorithm: authflow_core::jose::Algorithm,
     /// Access-token lifetime (default 1 hour).
     pub access_token_ttl: Duration,
     /// Refresh-token lifetime; each rotation starts a new one, capped by the grant (default 30 days).
@@ -111,6 +115,7 @@ impl Default for Policy {
             introspection_requests_per_ip: RateLimit::new(6000, Duration::from_secs(60)).expect("a valid rate limit"),
             dynamic_client_ttl: None,
             access_token_format: AccessTokenFormat::Opaque,
+            signing_algorithm: authflow_core::jose::Algorithm::ES256,
             access_token_ttl: Duration::from_secs(3600),
             refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
             grant_ttl: Duration::from_secs(90 * 24 * 3600),

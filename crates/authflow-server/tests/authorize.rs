@@ -22,6 +22,7 @@ on_every_backend!(
     redirect_uri_mismatch_at_token_fails,
     wrong_code_verifier_fails,
     openid_code_flow_returns_an_id_token_and_userinfo,
+    posted_authorization_request_flows_like_get,
 );
 
 async fn full_code_flow(backend: Backend) {
@@ -256,7 +257,193 @@ async fn wrong_code_verifier_fails(backend: Backend) {
     server.stop().await;
 }
 
+/// The parameters of an authorization request, as a form body.
+fn form_of(authz: &Authz) -> Vec<(&str, &str)> {
+    authz.params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
+/// `POST /authorize` with `content_type` and a raw body, with the browser's cookies.
+async fn post_raw(browser: &Browser<'_>, path: &str, content_type: &str, body: String) -> Reply {
+    let req = browser
+        .server
+        .http
+        .post(browser.server.url(path))
+        .header("cookie", browser.cookie_header())
+        .header("content-type", content_type)
+        .body(body);
+    Reply::from(req.send().await.unwrap()).await
+}
+
+/// OpenID Connect Core §3.1.2.1: the authorization request as a form post leads through the same sign-in and
+/// consent pages to the same code as a `GET`.
+async fn posted_authorization_request_flows_like_get(backend: Backend) {
+    let (server, client_id) = setup(backend).await;
+    let authz = Authz::new(&client_id).set("scope", "notes:read notes:write").set("nonce", "n-post");
+    let mut browser = Browser::new(&server);
+
+    let login = browser.post("/authorize", &form_of(&authz)).await;
+    assert_page(&login, 200, "to continue to <strong>Test MCP Client</strong>");
+    assert!(login.text.contains("Sign in"), "{}", login.text);
+    let csp = login.header("content-security-policy").unwrap();
+    assert!(csp.contains("form-action 'self' http://127.0.0.1:33418"), "{csp}");
+    assert!(login.header("set-cookie").is_some_and(|c| c.contains("SameSite=Lax")), "a CSRF cookie");
+    // The form carries the request exactly as a GET's page does.
+    let carried = field(&login.text, "request");
+    assert_eq!(carried, authz.url().trim_start_matches("/authorize?"));
+    let mut by_get = Browser::new(&server);
+    assert_eq!(field(&by_get.get(&authz.url()).await.text, "request"), carried);
+
+    let form = [
+        ("csrf_token", field(&login.text, "csrf_token")),
+        ("request", carried),
+        ("username", "alice".to_owned()),
+        ("password", PASSWORD.to_owned()),
+    ];
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let signed = browser.post("/authorize/login", &form).await;
+    assert_eq!(signed.status, 303, "{}", signed.text);
+    let location = signed.header("location").unwrap().to_owned();
+    assert!(location.starts_with(&server.url("/authorize?")), "back to the authorization endpoint: {location}");
+
+    let consent = browser.get(&location).await;
+    let params = redirected_to(&decide(&mut browser, &consent, "approve").await, REDIRECT);
+    assert!(params["code"].starts_with("af_ac_"), "{params:?}");
+    assert_eq!(params["state"], authz.get("state"), "state echoed exactly");
+    assert_eq!(params["iss"], server.base);
+    let tokens = exchange(&server, &client_id, &params["code"], REDIRECT, authz.verifier.expose()).await;
+    assert_eq!(tokens.assert_token()["scope"], "notes:read notes:write");
+
+    // Signed in with the consent remembered, a post is answered like a GET: straight back with a code.
+    let again = Authz::new(&client_id).set("state", "second");
+    let params = redirected_to(&browser.post("/authorize", &form_of(&again)).await, REDIRECT);
+    assert_eq!(params["state"], "second");
+    exchange(&server, &client_id, &params["code"], REDIRECT, again.verifier.expose()).await.assert_token();
+    server.stop().await;
+}
+
 // ---- request validation (backend-independent: memory) -----------------------------------------------------
+
+/// A posted authorization request is parsed as strictly as a query: what cannot be trusted is shown, never
+/// redirected; what can be is redirected exactly as for a `GET`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posted_authorization_requests_are_checked_like_get() {
+    let (server, client_id) = memory().await;
+    let browser = Browser::new(&server);
+    let good = form_urlencoded::Serializer::new(String::new()).extend_pairs(&Authz::new(&client_id).params).finish();
+    let evil = Authz::new(&client_id).set("redirect_uri", "https://evil.example/callback");
+    let evil = form_urlencoded::Serializer::new(String::new()).extend_pairs(&evil.params).finish();
+    let json = serde_json::to_string(&Authz::new(&client_id).params).unwrap();
+    let form = "application/x-www-form-urlencoded";
+    let cases: Vec<(&str, &str, &str, String, &str)> = vec![
+        ("a repeated parameter", "/authorize", form, format!("{good}&client_id={client_id}"), "repeated"),
+        (
+            "a repeated redirect_uri",
+            "/authorize",
+            form,
+            format!("{good}&redirect_uri=https%3A%2F%2Fevil.example%2F"),
+            "repeated",
+        ),
+        ("a repeated empty parameter", "/authorize", form, format!("{good}&scope="), "repeated"),
+        ("an unregistered redirect_uri", "/authorize", form, evil, "not registered for this application"),
+        ("an unknown client", "/authorize", form, good.replace(&client_id, "nobody"), "not registered"),
+        ("no parameters", "/authorize", form, String::new(), "no client_id"),
+        ("a JSON body", "/authorize", "application/json", json, "application/x-www-form-urlencoded"),
+        ("a form sent as JSON", "/authorize", "application/json", good.clone(), "application/x-www-form-urlencoded"),
+        ("a form sent as text", "/authorize", "text/plain", good.clone(), "application/x-www-form-urlencoded"),
+        (
+            "a multipart body",
+            "/authorize",
+            "multipart/form-data; boundary=x",
+            good.clone(),
+            "application/x-www-form-urlencoded",
+        ),
+        ("parameters in the query too", "/authorize?prompt=login", form, good.clone(), "in the body only"),
+    ];
+    for (what, path, content_type, body, says) in cases {
+        let reply = post_raw(&browser, path, content_type, body).await;
+        assert_eq!(reply.status, 400, "{what}: {}", reply.text);
+        assert!(reply.header("location").is_none(), "{what}: never redirected");
+        assert_page(&reply, 400, says);
+        assert!(!reply.text.contains("evil.example"), "{what}: the page does not link to the bad URI");
+    }
+    // No content type at all.
+    let reply = server.http.post(server.url("/authorize")).body(good.clone()).send().await.unwrap();
+    assert_page(&Reply::from(reply).await, 400, "application/x-www-form-urlencoded");
+    // The charset parameter is fine.
+    let reply = post_raw(&browser, "/authorize", "application/x-www-form-urlencoded; charset=UTF-8", good).await;
+    assert_page(&reply, 200, "Sign in");
+    // A body over the limit is refused before it is read, and not redirected either.
+    let huge = Authz::new(&client_id).set("state", &"x".repeat(authflow_server::MAX_BODY_BYTES));
+    let huge = form_urlencoded::Serializer::new(String::new()).extend_pairs(&huge.params).finish();
+    let reply = post_raw(&browser, "/authorize", form, huge).await;
+    assert!(matches!(reply.status, 400 | 413), "{}: {}", reply.status, reply.text);
+    assert!(reply.header("location").is_none());
+
+    // Once client and redirect URI check out, later errors go back to the client, as for a GET.
+    let mut browser = Browser::new(&server);
+    let plain = Authz::new(&client_id).set("code_challenge_method", "plain");
+    let params = redirected_to(&browser.post("/authorize", &form_of(&plain)).await, REDIRECT);
+    assert_eq!(params["error"], "invalid_request");
+    assert_eq!(params["state"], plain.get("state"));
+    assert_eq!(params["iss"], server.base);
+    let implicit = Authz::new(&client_id).set("response_type", "token");
+    let params = redirected_to(&browser.post("/authorize", &form_of(&implicit)).await, REDIRECT);
+    assert_eq!(params["error"], "unsupported_response_type");
+    server.stop().await;
+}
+
+/// A post to `/authorize` starts the flow and nothing more: however it is dressed up (a consent form's
+/// fields, a stolen CSRF token, another site), it shows the sign-in or consent page and never approves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posted_authorization_requests_approve_nothing() {
+    let (server, client_id) = memory().await;
+    let authz = Authz::new(&client_id);
+    let mut browser = Browser::new(&server);
+    let consent = signed_in(&mut browser, &authz).await;
+    assert_page(&consent, 200, "wants to access your account");
+    let token = field(&consent.text, "csrf_token");
+
+    // The consent form's fields posted to the authorization endpoint, with the session and CSRF cookies.
+    let mut dressed = form_of(&authz);
+    dressed.extend([("csrf_token", token.as_str()), ("decision", "approve")]);
+    let reply = browser.post("/authorize", &dressed).await;
+    assert_page(&reply, 200, "wants to access your account");
+    let user = server.store.find_user_by_username("alice").await.unwrap().unwrap();
+    let remembered = server.store.find_consent(&user.id, &client_id, server.clock_now()).await.unwrap();
+    assert!(remembered.is_none(), "nothing approved");
+
+    // From another site: no cookies come along (SameSite=Lax), so the flow starts at the sign-in page.
+    let reply = server
+        .http
+        .post(server.url("/authorize"))
+        .header("sec-fetch-site", "cross-site")
+        .header("sec-fetch-mode", "navigate")
+        .form(&dressed)
+        .send()
+        .await
+        .unwrap();
+    let reply = Reply::from(reply).await;
+    assert_page(&reply, 200, "Sign in");
+    assert!(reply.header("set-cookie").is_some_and(|c| c.contains("csrf")), "a CSRF cookie of its own");
+    assert_ne!(field(&reply.text, "csrf_token"), token, "the form's token is never one the post sent");
+
+    // The consent and sign-in posts keep their CSRF checks: a cross-site approval is refused.
+    let form = [("csrf_token", token.as_str()), ("request", &field(&consent.text, "request")), ("decision", "approve")];
+    let reply = server
+        .http
+        .post(server.url("/authorize/consent"))
+        .header("cookie", browser.cookie_header())
+        .header("sec-fetch-site", "cross-site")
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_page(&Reply::from(reply).await, 403, "This form has expired");
+    assert!(server.store.find_consent(&user.id, &client_id, server.clock_now()).await.unwrap().is_none());
+    // The page the post led to still works, like the GET's.
+    redirected_to(&decide(&mut browser, &consent, "approve").await, REDIRECT);
+    server.stop().await;
+}
 
 async fn memory() -> (TestServer, String) {
     setup(Backend::Memory).await

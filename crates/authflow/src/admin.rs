@@ -341,16 +341,17 @@ pub enum KeyCommand {
 
 /// Run a `key` subcommand.
 ///
-/// `token_lifetime` is the configured access-token lifetime: tokens signed by a retiring key must still verify
+/// `algorithm` is the deployment's `signing_algorithm` (a new key is of that kind). `token_lifetime` is the
+/// configured access-token lifetime: tokens signed by a retiring key must still verify
 /// until they expire, so by default the key stays published that long (plus the clock skew).
 pub async fn key(
     store: std::sync::Arc<dyn Store>,
     encryption: Option<authflow_server::keys::KeyEncryptionKey>,
     token_lifetime: std::time::Duration,
+    algorithm: authflow_core::jose::Algorithm,
     command: KeyCommand,
 ) -> CliResult {
-    let ring = authflow_server::keys::KeyRing::new(store.clone(), authflow_core::jose::Algorithm::ES256)
-        .with_encryption(encryption);
+    let ring = authflow_server::keys::KeyRing::new(store.clone(), algorithm).with_encryption(encryption);
     let now = SystemClock.now();
     match command {
         KeyCommand::Rotate { overlap_secs, keep_published_secs } => {

@@ -124,7 +124,8 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::Key { storage, command } => {
             let store = open_for_admin(&mut config, &storage).await?;
             let lifetime = std::time::Duration::from_secs(config.access_token_ttl_secs);
-            crate::admin::key(store, config.key_encryption()?, lifetime, command).await
+            let algorithm = config.signing_algorithm()?;
+            crate::admin::key(store, config.key_encryption()?, lifetime, algorithm, command).await
         }
         Command::Demo(args) => crate::demo::demo(args.apply(config.demo), config.friction).await,
         Command::Gateway(args) => crate::gateway::gateway(args.apply(config.gateway), config.friction).await,

@@ -57,6 +57,9 @@ pub struct Config {
     pub require_resource: bool,
     /// `opaque` (default: verified by introspection) or `jwt` (RFC 9068, verifiable against the JWKS).
     pub access_token_format: String,
+    /// The algorithm of the signing key (JWT access tokens, ID tokens): `ES256` (default) or `EdDSA`.
+    /// Changing it rotates the key; the old one stays published until the tokens it signed expire.
+    pub signing_algorithm: String,
     /// Access-token lifetime in seconds.
     pub access_token_ttl_secs: u64,
     /// Refresh-token lifetime in seconds.
@@ -210,6 +213,7 @@ impl Default for Config {
             resources: Vec::new(),
             require_resource: false,
             access_token_format: "opaque".into(),
+            signing_algorithm: "ES256".into(),
             access_token_ttl_secs: 3600,
             refresh_token_ttl_secs: 30 * 24 * 3600,
             code_ttl_secs: 60,
@@ -239,6 +243,18 @@ impl Config {
         &self,
     ) -> Result<Option<authflow_server::keys::KeyEncryptionKey>, authflow_server::keys::InvalidKeyEncryptionKey> {
         self.signing_key_encryption_key.as_deref().map(authflow_server::keys::KeyEncryptionKey::from_base64).transpose()
+    }
+
+    /// The signing algorithm: `ES256` or `EdDSA` (in any case); anything else, RSA included, is an error.
+    pub fn signing_algorithm(&self) -> Result<authflow_core::jose::Algorithm, String> {
+        use authflow_core::jose::Algorithm;
+        let configured = self.signing_algorithm.trim();
+        Algorithm::SIGNING.into_iter().find(|a| a.as_str().eq_ignore_ascii_case(configured)).ok_or_else(|| {
+            format!(
+                "signing_algorithm must be \"ES256\" or \"EdDSA\", not {:?} (authflow never signs with RSA)",
+                self.signing_algorithm
+            )
+        })
     }
 
     /// Load from an optional file and an environment (pass `std::env::vars()`).
@@ -528,6 +544,26 @@ client_secret = "other"
         assert_eq!(c.trusted_proxy_header, "x-forwarded-for");
         let (c, _) = Config::load(None, env(&[("AUTHFLOW_TRUSTED_PROXIES", "[\"10.0.0.0/8\"]")])).unwrap();
         assert_eq!(c.trusted_proxies, ["10.0.0.0/8"], "a TOML array works too");
+    }
+
+    #[test]
+    fn signing_algorithm_is_es256_or_eddsa() {
+        use authflow_core::jose::Algorithm;
+        let (c, _) = Config::load(None, env(&[])).unwrap();
+        assert_eq!(c.signing_algorithm(), Ok(Algorithm::ES256), "ES256 by default");
+        let (c, w) = Config::load(None, env(&[("AUTHFLOW_SIGNING_ALGORITHM", "EdDSA")])).unwrap();
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(c.signing_algorithm(), Ok(Algorithm::EdDSA));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("authflow.toml");
+        std::fs::write(&path, "signing_algorithm = \"eddsa\"\n").unwrap();
+        let (c, _) = Config::load(Some(&path), env(&[])).unwrap();
+        assert_eq!(c.signing_algorithm(), Ok(Algorithm::EdDSA), "names in any case");
+        for bad in ["RS256", "PS256", "HS256", "none", "ES384", ""] {
+            let c = Config { signing_algorithm: bad.into(), ..Config::default() };
+            let e = c.signing_algorithm().unwrap_err();
+            assert!(e.contains("signing_algorithm must be \"ES256\" or \"EdDSA\""), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -93,6 +93,7 @@ fn policy(config: &Config) -> Result<Policy, String> {
     if !(1..=60).contains(&config.device_poll_interval_secs) {
         return Err("device_poll_interval_secs must be between 1 and 60".into());
     }
+    let signing_algorithm = config.signing_algorithm()?;
     let access_token_format = match config.access_token_format.as_str() {
         "opaque" => AccessTokenFormat::Opaque,
         "jwt" => AccessTokenFormat::Jwt,
@@ -112,6 +113,7 @@ fn policy(config: &Config) -> Result<Policy, String> {
     };
     Ok(Policy {
         access_token_format,
+        signing_algorithm,
         trusted_proxies,
         trusted_proxy_header,
         access_token_ttl: Duration::from_secs(config.access_token_ttl_secs),
@@ -194,6 +196,17 @@ mod tests {
         }
         let config = Config { trusted_proxy_header: "x-real-ip".into(), ..Config::default() };
         assert!(super::policy(&config).unwrap_err().contains("trusted_proxy_header"));
+    }
+
+    #[test]
+    fn the_signing_algorithm_is_checked_at_start() {
+        use authflow_core::jose::Algorithm;
+        assert_eq!(super::policy(&Config::default()).unwrap().signing_algorithm, Algorithm::ES256);
+        let config = Config { signing_algorithm: "EdDSA".into(), ..Config::default() };
+        assert_eq!(super::policy(&config).unwrap().signing_algorithm, Algorithm::EdDSA);
+        let config = Config { signing_algorithm: "RS256".into(), ..Config::default() };
+        let e = super::policy(&config).unwrap_err();
+        assert!(e.contains("signing_algorithm") && e.contains("\"RS256\""), "{e}");
     }
 
     #[test]

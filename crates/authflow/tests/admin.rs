@@ -307,6 +307,18 @@ fn keys_are_rotated_listed_and_sealed_with_the_configured_key() {
     assert_eq!(by_kid(&first["kid"])["state"], "published (no longer signing)", "retired by the second rotation");
     assert!(keys.iter().all(|k| k["sealed"] == true), "sealed with the configured key: {keys:?}");
 
+    // A new key is of the deployment's algorithm.
+    let mut eddsa = authflow(&db);
+    eddsa.env("AUTHFLOW_SIGNING_KEY_ENCRYPTION_KEY", kek).env("AUTHFLOW_SIGNING_ALGORITHM", "EdDSA");
+    let third = json_of(&eddsa.args(["key", "rotate"]).output().unwrap());
+    let listed = String::from_utf8(key(&["list"]).stdout).unwrap();
+    let third: serde_json::Value = listed
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|k| k["kid"] == third["kid"])
+        .unwrap();
+    assert_eq!(third["alg"], "EdDSA", "{listed}");
+
     let mut bad = authflow(&db);
     bad.env("AUTHFLOW_SIGNING_KEY_ENCRYPTION_KEY", "too short").args(["key", "rotate"]);
     let out = bad.output().unwrap();

@@ -3,12 +3,19 @@
 //! | route | does |
 //! |---|---|
 //! | `GET  {base}/authorize` | validate the request; then issue a code (signed in, consent remembered), or show the consent page (signed in), or the sign-in page |
+//! | `POST {base}/authorize` | the same request as an `application/x-www-form-urlencoded` body (OpenID Connect Core §3.1.2.1), handled exactly as `GET` |
 //! | `POST {base}/authorize/login` | check the credentials; start a session and go back to `GET /authorize` |
 //! | `POST {base}/authorize/consent` | `decision=approve`: remember the consent and issue a code; `deny`: `access_denied` |
 //! | `POST {base}/authorize/upstream/{id}`, `GET {base}/authorize/upstream/callback` | sign in at an upstream identity provider instead (see [`crate::upstream`]) |
 //!
 //! Every post carries the whole authorization request (re-encoded in a hidden field) and a CSRF token, and
 //! the request is validated again in full, so no step trusts what an earlier one decided.
+//!
+//! `POST /authorize` is the authorization *request*, not a step: like a `GET` (a top-level navigation, which
+//! a cross-site page can start just as well) it approves nothing by itself. It reads only the authorization
+//! parameters, never a form's `csrf_token` or `decision`, and leads to the same sign-in or consent page, whose
+//! own posts keep their CSRF checks. A cross-site post carries no `SameSite=Lax` session cookie, so there it
+//! always starts at the sign-in page.
 
 mod login;
 mod request;
@@ -20,7 +27,7 @@ use std::sync::Arc;
 use authflow_core::OAuthError;
 use authflow_store::StoreError;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::{header, HeaderMap, HeaderValue, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -37,7 +44,7 @@ use crate::AppState;
 
 pub(crate) fn routes(base: &str) -> Router<Arc<AppState>> {
     Router::new()
-        .route(&format!("{base}/authorize"), get(authorize))
+        .route(&format!("{base}/authorize"), get(authorize).post(authorize_posted))
         .route(&format!("{base}/authorize/login"), post(login))
         .route(&format!("{base}/authorize/consent"), post(consent))
         .route(&format!("{base}/authorize/upstream/callback"), get(crate::upstream::callback))
@@ -91,7 +98,26 @@ impl From<ApiError> for Failure {
 
 /// `GET /authorize`.
 async fn authorize(State(state): State<Arc<AppState>>, headers: HeaderMap, query: Result<Query, ApiError>) -> Response {
-    start(&state, &headers, query).await.unwrap_or_else(|f| f.respond(&state))
+    let params = query.map(|Query(params)| params);
+    start(&state, &headers, params).await.unwrap_or_else(|f| f.respond(&state))
+}
+
+/// `POST /authorize`: the parameters in a form body (OpenID Connect Core §3.1.2.1), parsed as strictly as
+/// the query of a `GET` (repeated names refused, bodies over [`crate::MAX_BODY_BYTES`] refused). Parameters
+/// in the query as well would leave two sources for one request: refused, like a repeated parameter.
+async fn authorize_posted(
+    State(state): State<Arc<AppState>>,
+    uri: Uri,
+    headers: HeaderMap,
+    form: Result<Form, ApiError>,
+) -> Response {
+    let params = match uri.query() {
+        Some(query) if !query.is_empty() => Err(ApiError::from(OAuthError::invalid_request(
+            "a posted authorization request carries its parameters in the body only, not in the query",
+        ))),
+        _ => form.map(|Form(params)| params),
+    };
+    start(&state, &headers, params).await.unwrap_or_else(|f| f.respond(&state))
 }
 
 /// `POST /authorize/login`.
@@ -109,10 +135,10 @@ async fn consent(State(state): State<Arc<AppState>>, headers: HeaderMap, form: R
     decide(&state, &headers, form).await.unwrap_or_else(|f| f.respond(&state))
 }
 
-/// A malformed query (e.g. a repeated parameter) is shown, not redirected: which client and redirect URI it
-/// meant cannot be trusted.
-async fn start(state: &AppState, headers: &HeaderMap, query: Result<Query, ApiError>) -> Result<Response, Failure> {
-    let Query(params) = query?;
+/// The authorization request, from a query or a posted form. A malformed one (e.g. a repeated parameter, or a
+/// body that is not a form) is shown, not redirected: which client and redirect URI it meant cannot be trusted.
+async fn start(state: &AppState, headers: &HeaderMap, params: Result<Params, ApiError>) -> Result<Response, Failure> {
+    let params = params?;
     let request = request::validate(state, params).await?;
     let Some(signed_in) = session::current(state, headers).await? else {
         return Ok(login_page(state, headers, &request, "", LoginNotice::None).await);
