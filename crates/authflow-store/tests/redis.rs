@@ -189,3 +189,29 @@ async fn an_unreachable_redis_is_an_error() {
     let err = RedisShared::connect("redis://127.0.0.1:1", "x:").await.unwrap_err();
     assert!(matches!(err, authflow_store::StoreError::Unavailable(_)), "{err:?}");
 }
+
+/// `rediss://` is understood: TLS (rustls) is compiled in, and the URL goes to the client unchecked by us.
+/// Without TLS, `Client::open` itself refuses ("can't connect with TLS, the feature is not enabled"). The
+/// test Redis speaks plain RESP and never answers a TLS ClientHello (it waits for the end of an inline
+/// command it cannot find), so the handshake times out, while `redis://` to the same server connects.
+#[tokio::test]
+async fn a_rediss_url_negotiates_tls() {
+    let url = redis_url();
+    let tls_url = url.replacen("redis://", "rediss://", 1);
+    assert!(tls_url.starts_with("rediss://"), "AUTHFLOW_TEST_REDIS_URL {url:?} is not a redis:// URL");
+    let config = redis::AsyncConnectionConfig::new().set_connection_timeout(Duration::from_millis(500));
+
+    let client = redis::Client::open(tls_url.as_str()).unwrap_or_else(|e| panic!("{tls_url} is refused: {e}"));
+    let started = std::time::Instant::now();
+    let err = client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .expect_err("a plain-RESP server cannot complete a TLS handshake");
+    assert!(err.is_timeout(), "the TLS handshake waits for a server hello that never comes: {err:?}");
+    assert!(started.elapsed() < Duration::from_secs(3), "bounded by the connection timeout");
+
+    let plain = redis::Client::open(url.as_str()).unwrap();
+    let mut conn = plain.get_multiplexed_async_connection_with_config(&config).await.expect("redis:// connects");
+    let pong: String = redis::cmd("PING").query_async(&mut conn).await.unwrap();
+    assert_eq!(pong, "PONG", "the same server answers in clear: only TLS was waiting");
+}
