@@ -122,7 +122,7 @@ impl Proxy {
     /// Forward one request (behind the bearer layer, which put the [`VerifiedToken`] in its extensions).
     pub(crate) async fn forward(&self, request: Request) -> Response {
         let (parts, body) = request.into_parts();
-        let Some(token) = parts.extensions.get::<VerifiedToken>() else {
+        let Some(token) = VerifiedToken::of(&parts.extensions) else {
             tracing::error!("the gateway's proxy ran without a verified token");
             return problem(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "not authenticated");
         };

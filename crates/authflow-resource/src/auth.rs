@@ -30,8 +30,10 @@
 //! as are repeated `Authorization` headers; another scheme (`Basic …`) counts as no token. See
 //! [`crate::challenge`] for every answer.
 //!
-//! On success the [`VerifiedToken`] is put into the request's extensions, where the [`VerifiedToken`] and
-//! [`Authenticated`] extractors (and rmcp tool handlers, with the `rmcp` feature) find it.
+//! On success the [`VerifiedToken`] is put into the request's extensions, as an `Arc<VerifiedToken>` (the
+//! verifier's cached verdict itself: nothing is copied per request), where the [`VerifiedToken`] and
+//! [`Authenticated`] extractors, [`VerifiedToken::of`] (and rmcp tool handlers, with the `rmcp` feature)
+//! find it.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -81,8 +83,8 @@ impl AuthContext {
 #[derive(Debug, Clone)]
 pub(crate) struct AuthNote {
     pub(crate) outcome: &'static str,
-    pub(crate) subject: Option<String>,
-    pub(crate) client_id: Option<String>,
+    /// The verified token (shared, not copied), if there was one.
+    pub(crate) token: Option<Arc<VerifiedToken>>,
 }
 
 fn scope_from<I, S>(scopes: I) -> Scope
@@ -255,7 +257,7 @@ impl<S> std::fmt::Debug for BearerAuth<S> {
 fn rejected(rejection: AuthRejection, outcome: &'static str) -> Response<Body> {
     use axum::response::IntoResponse;
     let mut response = rejection.into_response();
-    response.extensions_mut().insert(AuthNote { outcome, subject: None, client_id: None });
+    response.extensions_mut().insert(AuthNote { outcome, token: None });
     response
 }
 
@@ -287,11 +289,11 @@ where
                 AuthRejection::new(kind, Some(context.challenge.clone()), scope)
             };
             let token = match bearer_token(&parts) {
-                Ok(Some(token)) => token.to_owned(),
+                Ok(Some(token)) => token,
                 Ok(None) => return Ok(rejected(reject(RejectionKind::MissingToken), "missing")),
                 Err(kind) => return Ok(rejected(reject(kind), "malformed")),
             };
-            let verified = match verifier.verify(&token).await {
+            let verified = match verifier.verify_shared(token).await {
                 Ok(verified) => verified,
                 Err(VerifyError::Invalid(reason)) => {
                     tracing::debug!(%reason, "bearer token refused");
@@ -302,7 +304,6 @@ where
                     return Ok(rejected(reject(RejectionKind::Unavailable), "unavailable"));
                 }
             };
-            drop(token);
             if let Some(required) = &context.required {
                 if !verified.missing_scopes(required).is_empty() {
                     let mut response = rejected(reject(RejectionKind::InsufficientScope), "insufficient_scope");
@@ -320,8 +321,8 @@ where
     }
 }
 
-fn note(token: &VerifiedToken, outcome: &'static str) -> AuthNote {
-    AuthNote { outcome, subject: token.subject.clone(), client_id: token.client_id.clone() }
+fn note(token: &Arc<VerifiedToken>, outcome: &'static str) -> AuthNote {
+    AuthNote { outcome, token: Some(token.clone()) }
 }
 
 /// Requires more scope on the routes it wraps, behind a [`BearerAuthLayer`]: a token without it gets 403
@@ -401,7 +402,7 @@ where
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let checked = check_scope(
-            request.extensions().get::<VerifiedToken>(),
+            VerifiedToken::of(request.extensions()),
             request.extensions().get::<Arc<AuthContext>>(),
             &self.scope,
         );
@@ -419,7 +420,7 @@ impl<S: Send + Sync> FromRequestParts<S> for VerifiedToken {
 
     /// The token [`BearerAuthLayer`] verified; 500 if the route is not behind one.
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<VerifiedToken>().cloned().ok_or_else(|| {
+        VerifiedToken::of(&parts.extensions).cloned().ok_or_else(|| {
             tracing::error!("VerifiedToken extracted on a route without BearerAuthLayer");
             AuthRejection::new(RejectionKind::NotConfigured, None, None)
         })
@@ -430,7 +431,7 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for VerifiedToken {
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Option<Self>, Self::Rejection> {
-        Ok(parts.extensions.get::<VerifiedToken>().cloned())
+        Ok(VerifiedToken::of(&parts.extensions).cloned())
     }
 }
 

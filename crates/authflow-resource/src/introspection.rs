@@ -440,6 +440,10 @@ fn sensitive(mut value: HeaderValue) -> HeaderValue {
 #[async_trait::async_trait]
 impl TokenVerifier for IntrospectionVerifier {
     async fn verify(&self, token: &str) -> Result<VerifiedToken, VerifyError> {
+        self.verify_shared(token).await.map(|verified| (*verified).clone())
+    }
+
+    async fn verify_shared(&self, token: &str) -> Result<Arc<VerifiedToken>, VerifyError> {
         if token.is_empty() || token.len() > MAX_TOKEN_LEN {
             return Err(VerifyError::invalid("the token is empty or too long"));
         }
@@ -448,14 +452,13 @@ impl TokenVerifier for IntrospectionVerifier {
         let now = inner.clock.now();
         if let Some(hit) = inner.positive.get(&key, now) {
             bump(&inner.stats.local_hits);
-            return Ok((*hit).clone());
+            return Ok(hit);
         }
         if inner.negative.get(&key, now).is_some() {
             bump(&inner.stats.local_hits);
             return Err(VerifyError::invalid("the token is not active"));
         }
-        let verified = inner.flights.run(key, || self.verify_uncached(token, key)).await?;
-        Ok((*verified).clone())
+        inner.flights.run(key, || self.verify_uncached(token, key)).await
     }
 }
 

@@ -83,13 +83,14 @@ where
                     Ok(response) => {
                         let status = response.status().as_u16();
                         let note = response.extensions().get::<AuthNote>();
+                        let token = note.and_then(|n| n.token.as_deref());
                         tracing::info!(
                             target: "authflow_resource::request",
                             status,
                             latency_ms,
                             auth = note.map(|n| n.outcome),
-                            subject = note.and_then(|n| n.subject.as_deref()),
-                            client_id = note.and_then(|n| n.client_id.as_deref()),
+                            subject = token.and_then(|t| t.subject.as_deref()),
+                            client_id = token.and_then(|t| t.client_id.as_deref()),
                             "served"
                         );
                     }

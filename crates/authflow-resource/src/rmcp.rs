@@ -36,7 +36,7 @@ use crate::verifier::VerifiedToken;
 /// The verified token of the HTTP request behind an rmcp request, if a
 /// [`BearerAuthLayer`](crate::BearerAuthLayer) verified one.
 pub fn verified_token(extensions: &Extensions) -> Option<&VerifiedToken> {
-    extensions.get::<Parts>()?.extensions.get::<VerifiedToken>()
+    VerifiedToken::of(&extensions.get::<Parts>()?.extensions)
 }
 
 /// [`verified_token`] from a request context.

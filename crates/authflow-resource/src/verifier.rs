@@ -57,6 +57,12 @@ pub struct VerifiedToken {
 }
 
 impl VerifiedToken {
+    /// The token [`BearerAuthLayer`](crate::BearerAuthLayer) verified for a request, from the request's
+    /// extensions (where it is kept as an `Arc<VerifiedToken>`).
+    pub fn of(extensions: &axum::http::Extensions) -> Option<&VerifiedToken> {
+        extensions.get::<Arc<VerifiedToken>>().map(|token| &**token)
+    }
+
     /// A token for `subject` with nothing else known (for tests and custom verifiers).
     pub fn new(subject: impl Into<String>) -> VerifiedToken {
         VerifiedToken {
@@ -157,6 +163,12 @@ impl VerifyError {
 pub trait TokenVerifier: Send + Sync + std::fmt::Debug + 'static {
     /// Verify `token` (the bearer credential, without the `Bearer ` prefix).
     async fn verify(&self, token: &str) -> Result<VerifiedToken, VerifyError>;
+
+    /// The same verdict, shared: what [`BearerAuthLayer`](crate::BearerAuthLayer) calls on every request. A
+    /// verifier that caches verdicts overrides it to hand out its cached one without copying it.
+    async fn verify_shared(&self, token: &str) -> Result<Arc<VerifiedToken>, VerifyError> {
+        self.verify(token).await.map(Arc::new)
+    }
 }
 
 #[async_trait::async_trait]
@@ -164,12 +176,20 @@ impl<V: TokenVerifier + ?Sized> TokenVerifier for Arc<V> {
     async fn verify(&self, token: &str) -> Result<VerifiedToken, VerifyError> {
         (**self).verify(token).await
     }
+
+    async fn verify_shared(&self, token: &str) -> Result<Arc<VerifiedToken>, VerifyError> {
+        (**self).verify_shared(token).await
+    }
 }
 
 #[async_trait::async_trait]
 impl<V: TokenVerifier + ?Sized> TokenVerifier for Box<V> {
     async fn verify(&self, token: &str) -> Result<VerifiedToken, VerifyError> {
         (**self).verify(token).await
+    }
+
+    async fn verify_shared(&self, token: &str) -> Result<Arc<VerifiedToken>, VerifyError> {
+        (**self).verify_shared(token).await
     }
 }
 
@@ -211,6 +231,14 @@ impl<J: TokenVerifier, I: TokenVerifier> TokenVerifier for JwtOrIntrospection<J,
             self.jwt.verify(token).await
         } else {
             self.introspection.verify(token).await
+        }
+    }
+
+    async fn verify_shared(&self, token: &str) -> Result<Arc<VerifiedToken>, VerifyError> {
+        if looks_like_jwt(token) {
+            self.jwt.verify_shared(token).await
+        } else {
+            self.introspection.verify_shared(token).await
         }
     }
 }

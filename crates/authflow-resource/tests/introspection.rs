@@ -128,8 +128,11 @@ async fn cache_entries_end_exactly_at_exp_and_at_the_max_ttl() {
     let verifier =
         builder(&fake, &clock).leeway(Duration::ZERO).cache_max_ttl(Duration::from_secs(300)).build().unwrap();
 
-    verifier.verify("af_at_a").await.unwrap();
+    let first = verifier.verify_shared("af_at_a").await.unwrap();
     assert_eq!(fake.calls(), 1);
+    let again = verifier.verify_shared("af_at_a").await.unwrap();
+    assert!(std::sync::Arc::ptr_eq(&first, &again), "a cache hit hands out the cached verdict, not a copy");
+    assert_eq!(verifier.verify("af_at_a").await.unwrap(), *first);
     clock.set(exp - Duration::from_millis(1));
     verifier.verify("af_at_a").await.expect("still cached one millisecond before exp");
     assert_eq!(fake.calls(), 1);

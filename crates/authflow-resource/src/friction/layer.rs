@@ -115,7 +115,7 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let (controller, limit) = (self.controller.clone(), self.max_body_bytes);
         let key = match request.method() {
-            &Method::POST => request.extensions().get::<VerifiedToken>().and_then(client_key),
+            &Method::POST => VerifiedToken::of(request.extensions()).and_then(client_key),
             _ => None,
         };
         let too_large = declared_length(&request).is_some_and(|n| n > limit as u64);
