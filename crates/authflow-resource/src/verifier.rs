@@ -58,9 +58,10 @@ pub struct VerifiedToken {
 
 impl VerifiedToken {
     /// The token [`BearerAuthLayer`](crate::BearerAuthLayer) verified for a request, from the request's
-    /// extensions (where it is kept as an `Arc<VerifiedToken>`).
+    /// extensions, where the layer keeps it as an `Arc<VerifiedToken>`; a plain `VerifiedToken` put there by
+    /// a middleware of your own (e.g. one that trusts a gateway's identity headers) is found too.
     pub fn of(extensions: &axum::http::Extensions) -> Option<&VerifiedToken> {
-        extensions.get::<Arc<VerifiedToken>>().map(|token| &**token)
+        extensions.get::<Arc<VerifiedToken>>().map(|token| &**token).or_else(|| extensions.get::<VerifiedToken>())
     }
 
     /// A token for `subject` with nothing else known (for tests and custom verifiers).
@@ -246,6 +247,16 @@ impl<J: TokenVerifier, I: TokenVerifier> TokenVerifier for JwtOrIntrospection<J,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_layers_shared_token_or_a_plain_one_is_found() {
+        let mut extensions = axum::http::Extensions::new();
+        assert!(VerifiedToken::of(&extensions).is_none());
+        extensions.insert(VerifiedToken::new("from-a-middleware"));
+        assert_eq!(VerifiedToken::of(&extensions).unwrap().subject.as_deref(), Some("from-a-middleware"));
+        extensions.insert(Arc::new(VerifiedToken::new("from-the-layer")));
+        assert_eq!(VerifiedToken::of(&extensions).unwrap().subject.as_deref(), Some("from-the-layer"));
+    }
 
     #[test]
     fn scopes_and_principal() {

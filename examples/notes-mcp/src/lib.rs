@@ -225,7 +225,7 @@ async fn identity_from_gateway(mut request: Request, next: Next) -> Response {
     use axum::response::IntoResponse;
     match gateway_identity(request.headers()) {
         Some(token) => {
-            request.extensions_mut().insert(token);
+            request.extensions_mut().insert(std::sync::Arc::new(token));
             next.run(request).await
         }
         None => (axum::http::StatusCode::UNAUTHORIZED, "no identity from the gateway").into_response(),
