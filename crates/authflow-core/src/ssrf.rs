@@ -384,53 +384,102 @@ pub fn is_localhost_name(name: &str) -> bool {
     name == "localhost" || name.ends_with(".localhost")
 }
 
-/// A CIDR range such as `10.0.0.0/8` or `fd00::/8`.
+/// An IP network in CIDR notation: `10.0.0.0/8`, `2001:db8::/32`, or a single address (`192.0.2.7`, `::1`,
+/// meaning `/32` and `/128`). An IPv4-mapped IPv6 network (`::ffff:10.0.0.0/104`) is read as the IPv4
+/// network it maps (`10.0.0.0/8`), since addresses are compared in canonical form. Used for the SSRF
+/// allow-list and for the authorization server's trusted proxies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct IpNetwork {
     address: IpAddr,
     prefix: u8,
 }
 
-/// Why a CIDR range was refused.
+/// Why a network was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid network {0:?}: expected an address and a prefix length, e.g. 10.0.0.0/8")]
-pub struct IpNetworkError(String);
+#[error("invalid network {input:?}: {reason}")]
+pub struct IpNetworkError {
+    input: String,
+    reason: String,
+}
 
 impl IpNetwork {
-    /// The range of `address` with `prefix` leading bits; `None` if the prefix is too long for the family.
-    pub fn new(address: IpAddr, prefix: u8) -> Option<IpNetwork> {
+    /// The network of `prefix` leading bits of `address`. The bits after the prefix must be zero
+    /// (`10.0.0.1/8` is refused: it is most likely a typo for a single address or for `10.0.0.0/8`).
+    pub fn new(address: IpAddr, prefix: u8) -> Result<IpNetwork, IpNetworkError> {
+        let invalid = |reason: String| IpNetworkError { input: format!("{address}/{prefix}"), reason };
         let max = if address.is_ipv4() { 32 } else { 128 };
-        (prefix <= max).then_some(IpNetwork { address, prefix })
+        if prefix > max {
+            return Err(invalid(format!("the prefix length is at most {max}")));
+        }
+        let (address, prefix) = match address {
+            IpAddr::V6(v6) if prefix >= 96 => match v6.to_ipv4_mapped() {
+                Some(v4) => (IpAddr::V4(v4), prefix - 96),
+                None => (address, prefix),
+            },
+            _ => (address, prefix),
+        };
+        let network = IpNetwork { address, prefix };
+        if network.masked() != address {
+            return Err(invalid(format!(
+                "address bits are set after the /{prefix} prefix (did you mean {}/{prefix}?)",
+                network.masked()
+            )));
+        }
+        Ok(network)
     }
 
-    /// Whether `ip` is in the range. IPv4-mapped IPv6 addresses match IPv4 ranges.
+    /// The network address.
+    pub fn addr(&self) -> IpAddr {
+        self.address
+    }
+
+    /// The prefix length in bits.
+    pub fn prefix(&self) -> u8 {
+        self.prefix
+    }
+
+    /// Whether `ip` is in the range, compared in canonical form (`::ffff:10.1.2.3` is `10.1.2.3`).
     pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.address, canonical_ip(ip)) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => in_v4(ip, net.octets(), u32::from(self.prefix)),
-            (IpAddr::V6(net), IpAddr::V6(ip)) => in_v6(ip, net.segments(), u32::from(self.prefix)),
-            _ => false,
+        IpNetwork { address: canonical_ip(ip), prefix: self.prefix }.masked() == self.address
+    }
+
+    /// The address with the bits after the prefix cleared (an address of the other family is left whole,
+    /// so it never equals the network address).
+    fn masked(&self) -> IpAddr {
+        match self.address {
+            IpAddr::V4(v4) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix.min(32))).unwrap_or(0);
+                IpAddr::V4(Ipv4Addr::from(u32::from(v4) & mask))
+            }
+            IpAddr::V6(v6) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix.min(128))).unwrap_or(0);
+                IpAddr::V6(Ipv6Addr::from(u128::from(v6) & mask))
+            }
         }
     }
 }
 
 impl FromStr for IpNetwork {
     type Err = IpNetworkError;
+
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = || IpNetworkError(s.to_owned());
+        let invalid = |reason: &str| IpNetworkError { input: s.to_owned(), reason: reason.to_owned() };
         let (address, prefix) = match s.split_once('/') {
-            Some((a, p)) => {
-                let address: IpAddr = a.parse().map_err(|_| err())?;
-                if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
-                    return Err(err());
-                }
-                (address, p.parse::<u8>().map_err(|_| err())?)
-            }
-            None => {
-                let address: IpAddr = s.parse().map_err(|_| err())?;
-                (address, if address.is_ipv4() { 32 } else { 128 })
-            }
+            Some((address, prefix)) => (address, Some(prefix)),
+            None => (s, None),
         };
-        IpNetwork::new(address, prefix).ok_or_else(err)
+        let address: IpAddr = address.parse().map_err(|_| {
+            invalid("expected an IP address or a network in CIDR notation, such as 10.0.0.0/8 or 2001:db8::/32")
+        })?;
+        let max = if address.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) if !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()) => {
+                p.parse::<u8>().map_err(|_| invalid("the prefix length is not a number"))?
+            }
+            Some(_) => return Err(invalid("the prefix length after '/' must be a number")),
+        };
+        IpNetwork::new(address, prefix).map_err(|e| IpNetworkError { input: s.to_owned(), reason: e.reason })
     }
 }
 

@@ -10,11 +10,10 @@
 //! leaves the peer address: never an error, and never an address the client chose.
 
 use std::convert::Infallible;
-use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::str::FromStr;
 use std::sync::Arc;
 
+use authflow_core::ssrf::IpNetwork;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header::{HeaderMap, HeaderName, FORWARDED};
 use axum::http::request::Parts;
@@ -48,110 +47,6 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
         };
         parts.extensions.insert(ClientIp(ip));
         Ok(ClientIp(ip))
-    }
-}
-
-/// An IP network in CIDR notation: `10.0.0.0/8`, `2001:db8::/32`, or a single address (`192.0.2.7`, `::1`,
-/// meaning `/32` and `/128`). An IPv4-mapped IPv6 network (`::ffff:10.0.0.0/104`) is read as the IPv4
-/// network it maps (`10.0.0.0/8`), since addresses are compared in canonical form.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct IpNetwork {
-    addr: IpAddr,
-    prefix: u8,
-}
-
-/// Why a network could not be parsed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid network {input:?}: {reason}")]
-pub struct InvalidNetwork {
-    input: String,
-    reason: String,
-}
-
-impl IpNetwork {
-    /// The network of `prefix` leading bits of `addr`. The bits after the prefix must be zero
-    /// (`10.0.0.1/8` is refused: it is most likely a typo for a single address or for `10.0.0.0/8`).
-    pub fn new(addr: IpAddr, prefix: u8) -> Result<Self, InvalidNetwork> {
-        let invalid = |reason: String| InvalidNetwork { input: format!("{addr}/{prefix}"), reason };
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        if prefix > max {
-            return Err(invalid(format!("the prefix length is at most {max}")));
-        }
-        let (addr, prefix) = match addr {
-            IpAddr::V6(v6) if prefix >= 96 => match v6.to_ipv4_mapped() {
-                Some(v4) => (IpAddr::V4(v4), prefix - 96),
-                None => (addr, prefix),
-            },
-            _ => (addr, prefix),
-        };
-        let network = IpNetwork { addr, prefix };
-        if network.masked() != addr {
-            return Err(invalid(format!(
-                "address bits are set after the /{prefix} prefix (did you mean {}/{prefix}?)",
-                network.masked()
-            )));
-        }
-        Ok(network)
-    }
-
-    /// The network address.
-    pub fn addr(&self) -> IpAddr {
-        self.addr
-    }
-
-    /// The prefix length in bits.
-    pub fn prefix(&self) -> u8 {
-        self.prefix
-    }
-
-    /// Whether `ip` (compared in canonical form: `::ffff:10.1.2.3` is `10.1.2.3`) is in this network.
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        IpNetwork { addr: ip.to_canonical(), prefix: self.prefix }.masked() == self.addr
-    }
-
-    /// The address with the bits after the prefix cleared (an address of the other family is left whole,
-    /// so it never equals the network address).
-    fn masked(&self) -> IpAddr {
-        match (self.addr, self.prefix) {
-            (IpAddr::V4(v4), p) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(p.min(32))).unwrap_or(0);
-                IpAddr::V4(Ipv4Addr::from(u32::from(v4) & mask))
-            }
-            (IpAddr::V6(v6), p) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(p.min(128))).unwrap_or(0);
-                IpAddr::V6(Ipv6Addr::from(u128::from(v6) & mask))
-            }
-        }
-    }
-}
-
-impl FromStr for IpNetwork {
-    type Err = InvalidNetwork;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let invalid = |reason: &str| InvalidNetwork { input: s.to_owned(), reason: reason.to_owned() };
-        let (addr, prefix) = match s.split_once('/') {
-            Some((addr, prefix)) => (addr, Some(prefix)),
-            None => (s, None),
-        };
-        let addr: IpAddr = addr.parse().map_err(|_| {
-            invalid("expected an IP address or a network in CIDR notation, such as 10.0.0.0/8 or 2001:db8::/32")
-        })?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            None => max,
-            Some(p) if !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()) => {
-                p.parse::<u8>().map_err(|_| invalid("the prefix length is not a number"))?
-            }
-            Some(_) => return Err(invalid("the prefix length after '/' must be a number")),
-        };
-        IpNetwork::new(addr, prefix).map_err(|e| InvalidNetwork { input: s.to_owned(), reason: e.reason })
-    }
-}
-
-impl fmt::Display for IpNetwork {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.addr, self.prefix)
     }
 }
 

@@ -8,7 +8,8 @@ use authflow_core::ratelimit::RateLimit;
 use authflow_core::validation::redirect_uri::RedirectUriPolicy;
 use authflow_core::validation::resource::ResourcePolicy;
 
-pub use crate::client_ip::{InvalidNetwork, IpNetwork, ProxyHeader};
+pub use crate::client_ip::ProxyHeader;
+pub use authflow_core::ssrf::{IpNetwork, IpNetworkError};
 
 /// The form of access tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

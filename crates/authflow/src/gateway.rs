@@ -224,7 +224,7 @@ pub async fn gateway(config: GatewayConfig, friction: Option<FrictionConfig>) ->
     let mut policy = SsrfPolicy::development();
     if config.allow_private_upstream {
         for (net, prefix) in [("10.0.0.0", 8), ("172.16.0.0", 12), ("192.168.0.0", 16), ("fc00::", 7)] {
-            if let Some(network) = IpNetwork::new(net.parse()?, prefix) {
+            if let Ok(network) = IpNetwork::new(net.parse()?, prefix) {
                 policy = policy.allow_network(network);
             }
         }
