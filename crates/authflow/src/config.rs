@@ -85,6 +85,10 @@ pub struct Config {
     pub trusted_proxies: Vec<String>,
     /// The header trusted proxies record the client in: `x-forwarded-for` (default) or `forwarded` (RFC 7239).
     pub trusted_proxy_header: String,
+    /// Hosts (`keycloak.corp.internal`) or networks (`10.20.0.0/16`) that outbound calls — upstream identity
+    /// providers, client metadata documents, client `jwks_uri`s — may reach although they are private;
+    /// empty (default): public addresses only. `https` is required either way.
+    pub outbound_allowed_hosts: Vec<String>,
     /// 32 random bytes in base64 that seal signing keys at rest (AES-256-GCM); the same on every replica.
     pub signing_key_encryption_key: Option<String>,
     /// Clients declared in the file (`[[clients]]`), created or updated at start.
@@ -226,6 +230,7 @@ impl Default for Config {
             client_cache_ttl_secs: 2,
             trusted_proxies: Vec::new(),
             trusted_proxy_header: "x-forwarded-for".into(),
+            outbound_allowed_hosts: Vec::new(),
             signing_key_encryption_key: None,
             clients: Vec::new(),
             upstream: Vec::new(),

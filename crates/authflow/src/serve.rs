@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use authflow_core::device::DevicePolicy;
+use authflow_core::ssrf::SsrfPolicy;
 use authflow_server::policy::{AccessTokenFormat, IpNetwork, ProxyHeader};
 use authflow_server::{AuthServer, Policy};
 use authflow_store::redis::RedisShared;
@@ -66,6 +67,12 @@ pub async fn serve(config: Config) -> CliResult {
         builder = builder.upstream(provider.clone());
     }
     builder = builder.local_passwords(config.local_passwords);
+    if !config.outbound_allowed_hosts.is_empty() {
+        let policy = outbound_policy(&config.outbound_allowed_hosts)?;
+        tracing::info!(allowed = ?config.outbound_allowed_hosts, "outbound calls may reach these private hosts");
+        let http = authflow_resource::SafeHttpClient::builder(policy).timeout(Duration::from_secs(5)).build()?;
+        builder = builder.http_client(http);
+    }
     let server = builder.build()?;
     let _purger = server.spawn_purger(Duration::from_secs(config.purge_interval_secs.max(1)));
 
@@ -77,6 +84,16 @@ pub async fn serve(config: Config) -> CliResult {
     axum::serve(listener, app).with_graceful_shutdown(stop).await?;
     tracing::info!("authflow stopped");
     Ok(())
+}
+
+/// The SSRF policy of outbound calls: the strict one, plus the private hosts and networks the operator named
+/// (an identity provider or a client's keys on the internal network).
+fn outbound_policy(allowed: &[String]) -> Result<SsrfPolicy, String> {
+    allowed.iter().try_fold(SsrfPolicy::strict(), |policy, entry| match entry.parse::<IpNetwork>() {
+        Ok(network) => Ok(policy.allow_network(network)),
+        Err(_) if entry.contains('/') => Err(format!("outbound_allowed_hosts: {entry:?} is not a network")),
+        Err(_) => policy.allow_host(entry).map_err(|e| format!("outbound_allowed_hosts: {entry:?}: {e}")),
+    })
 }
 
 /// Lifetimes and rules from the configuration.
@@ -168,6 +185,22 @@ mod tests {
     use authflow_server::policy::{IpNetwork, ProxyHeader};
 
     use crate::config::Config;
+
+    #[test]
+    fn outbound_calls_reach_only_the_private_hosts_named() {
+        use std::net::IpAddr;
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let policy = super::outbound_policy(&["idp.corp.internal".into(), "10.20.0.0/16".into()]).unwrap();
+        assert!(policy.is_trusted_host("IdP.corp.internal."));
+        assert!(!policy.is_trusted_host("other.corp.internal"));
+        assert!(policy.check_ip(ip("10.20.3.4")).is_ok());
+        assert!(policy.check_ip(ip("10.21.0.1")).is_err(), "the rest of the private ranges stays refused");
+        assert!(policy.check_ip(ip("127.0.0.1")).is_err());
+        assert!(!policy.allows_http(), "https is still required");
+        for bad in ["10.0.0.1/8", "not a host", "10.0.0.0/99"] {
+            assert!(super::outbound_policy(&[bad.into()]).unwrap_err().contains("outbound_allowed_hosts"), "{bad}");
+        }
+    }
 
     #[test]
     fn trusted_proxies_are_checked_at_start() {
