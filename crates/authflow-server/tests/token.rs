@@ -71,6 +71,12 @@ async fn exchange(s: &TestServer, client_id: &str, code: &str, verifier: &str) -
     s.post_form("/token", &form, None).await
 }
 
+/// Redeem `token` as the public client `client_id`.
+async fn refresh(s: &TestServer, client_id: &str, token: &str) -> common::Reply {
+    let form = [("grant_type", "refresh_token"), ("refresh_token", token), ("client_id", client_id)];
+    s.post_form("/token", &form, None).await
+}
+
 /// A confidential client allowed to introspect tokens for `RESOURCE` (a resource server).
 async fn resource_server(s: &TestServer) -> (String, String) {
     let (id, secret) = s.add_client(ClientSpec::service().grants(&[]).resources(&[RESOURCE])).await;
@@ -235,39 +241,30 @@ async fn a_disabled_users_tokens_stop_working(backend: Backend) {
     let rs = resource_server(&s).await;
     let (code, verifier) = seed_code(&s, &client, "notes:read", &[RESOURCE]).await;
     let t1 = exchange(&s, &client, &code, &verifier).await.assert_token().clone();
-    let post = |token: &str| {
-        let form = [("grant_type", "refresh_token"), ("refresh_token", token), ("client_id", client.as_str())]
-            .map(|(k, v)| (k, v.to_owned()));
-        let s = &s;
-        async move {
-            let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            s.post_form("/token", &form, None).await
-        }
-    };
 
     let mut alice = s.store.find_user("user-1").await.unwrap().unwrap();
     alice.disabled = true;
     s.store.update_user(&alice).await.unwrap();
-    let refused = post(t1["refresh_token"].as_str().unwrap()).await;
+    let refused = refresh(&s, &client, t1["refresh_token"].as_str().unwrap()).await;
     refused.assert_error(400, "invalid_grant");
     assert!(refused.body.get("access_token").is_none());
 
     // The refusal consumed nothing: once re-enabled, the same refresh token still works.
     alice.disabled = false;
     s.store.update_user(&alice).await.unwrap();
-    let t2 = post(t1["refresh_token"].as_str().unwrap()).await.assert_token().clone();
+    let t2 = refresh(&s, &client, t1["refresh_token"].as_str().unwrap()).await.assert_token().clone();
     let access = t2["access_token"].as_str().unwrap();
     assert_eq!(introspect(&s, &rs, access).await["active"], true);
 
     assert_eq!(s.store.revoke_grants_of_subject("user-1", s.clock_now()).await.unwrap(), 1);
     assert_eq!(introspect(&s, &rs, access).await["active"], false, "revoking the user's grants kills access tokens");
-    post(t2["refresh_token"].as_str().unwrap()).await.assert_error(400, "invalid_grant");
+    refresh(&s, &client, t2["refresh_token"].as_str().unwrap()).await.assert_error(400, "invalid_grant");
 
     // A removed user is nobody: a fresh grant for them cannot be refreshed either.
     let (code, verifier) = seed_code(&s, &client, "notes:read", &[RESOURCE]).await;
     let t3 = exchange(&s, &client, &code, &verifier).await.assert_token().clone();
     assert!(s.store.delete_user("user-1").await.unwrap());
-    post(t3["refresh_token"].as_str().unwrap()).await.assert_error(400, "invalid_grant");
+    refresh(&s, &client, t3["refresh_token"].as_str().unwrap()).await.assert_error(400, "invalid_grant");
     s.stop().await;
 }
 
@@ -304,24 +301,13 @@ async fn refresh_tokens_are_bound_to_their_client_and_lifetime(backend: Backend)
     let (code, verifier) = seed_code(&s, &client, "notes:read", &[RESOURCE]).await;
     let t = exchange(&s, &client, &code, &verifier).await.assert_token().clone();
     let rt = t["refresh_token"].as_str().unwrap();
-    let by = |who: &str| {
-        [("grant_type", "refresh_token"), ("refresh_token", rt), ("client_id", who)].map(|(k, v)| (k, v.to_owned()))
-    };
-    let post = |form: [(&'static str, String); 3]| {
-        let s = &s;
-        async move {
-            let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            s.post_form("/token", &form, None).await
-        }
-    };
-    post(by(&other)).await.assert_error(400, "invalid_grant");
+    refresh(&s, &other, rt).await.assert_error(400, "invalid_grant");
     // The other client's attempt was not a use: the rightful client can still refresh.
-    let t2 = post(by(&client)).await.assert_token().clone();
+    let t2 = refresh(&s, &client, rt).await.assert_token().clone();
     let rt2 = t2["refresh_token"].as_str().unwrap().to_owned();
 
     s.advance(Duration::from_secs(31 * 86400));
-    let late = [("grant_type", "refresh_token"), ("refresh_token", rt2.as_str()), ("client_id", client.as_str())];
-    let refused = s.post_form("/token", &late, None).await;
+    let refused = refresh(&s, &client, &rt2).await;
     refused.assert_error(400, "invalid_grant");
     assert!(refused.body.get("access_token").is_none());
     s.stop().await;

@@ -71,8 +71,8 @@ impl SqliteStore {
         // readers then inherit. Neither goes through sqlx's pool (see `lease`): a statement is then one hop to
         // the connection's worker thread, not two.
         let writer = Arc::new(Connections::new(options.clone().journal_mode(SqliteJournalMode::Wal), 1, BUSY_TIMEOUT));
-        let opened = writer.lease().await.map(|lease| lease.settle(Ok::<_, sqlx::Error>(())));
-        opened.map_err(StoreError::unavailable)?.map_err(StoreError::unavailable)?;
+        let opened = writer.lease().await.and_then(|lease| lease.settle(Ok(())));
+        opened.map_err(StoreError::unavailable)?;
         let reader = Arc::new(Connections::new(options.pragma("query_only", "ON"), max_connections, BUSY_TIMEOUT));
         Ok(SqliteStore { reader, writer })
     }
