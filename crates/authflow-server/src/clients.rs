@@ -37,7 +37,8 @@ const CLIENT_CACHE_CAPACITY: usize = 10_000;
 #[derive(Debug)]
 pub(crate) struct ClientCache {
     ttl: Duration,
-    entries: ExpiringLru<String, Client>,
+    /// Shared, so a hit that only looks at a client copies nothing.
+    entries: ExpiringLru<String, Arc<Client>>,
 }
 
 impl ClientCache {
@@ -46,11 +47,11 @@ impl ClientCache {
         ClientCache { ttl, entries: ExpiringLru::new(capacity) }
     }
 
-    fn get(&self, id: &str, now: UnixTime) -> Option<Client> {
+    fn get(&self, id: &str, now: UnixTime) -> Option<Arc<Client>> {
         self.entries.get(id, now)
     }
 
-    fn put(&self, client: &Client, now: UnixTime) {
+    fn put(&self, client: &Arc<Client>, now: UnixTime) {
         self.entries.insert(client.client_id.clone(), client.clone(), now + self.ttl);
     }
 
@@ -98,7 +99,9 @@ pub(crate) fn parse_id(state: &AppState, id: &str) -> Option<ClientId> {
 /// what that means where it is.
 pub(crate) async fn find(state: &AppState, id: &str) -> Result<Option<Client>, ClientError> {
     let Some(parsed) = parse_id(state, id) else { return Ok(None) };
-    let Some(url) = parsed.metadata_document_url() else { return Ok(stored(state, id).await?) };
+    let Some(url) = parsed.metadata_document_url() else {
+        return Ok(stored(state, id).await?.map(Arc::unwrap_or_clone));
+    };
     if !state.policy.client_id_metadata_documents {
         return Ok(None);
     }
@@ -154,12 +157,12 @@ pub(crate) async fn find(state: &AppState, id: &str) -> Result<Option<Client>, C
 /// An operator's or registered client, from the cache or storage. Unknown ids are not remembered: a client
 /// registered on another replica is found at once.
 /// The stored client `id` (through the cache), never fetching a metadata document.
-pub(crate) async fn stored(state: &AppState, id: &str) -> Result<Option<Client>, StoreError> {
+pub(crate) async fn stored(state: &AppState, id: &str) -> Result<Option<Arc<Client>>, StoreError> {
     let now = state.clock.now();
     if let Some(client) = state.clients.get(id, now) {
         return Ok(Some(client));
     }
-    let client = state.store.find_client(id).await?;
+    let client = state.store.find_client(id).await?.map(Arc::new);
     if let Some(client) = &client {
         state.clients.put(client, now);
     }
