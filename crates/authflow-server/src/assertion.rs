@@ -5,6 +5,8 @@
 //! remembered until the assertion could no longer be accepted anyway (`exp` plus the clock skew), so a
 //! replayed assertion fails on every replica that shares the store.
 
+use std::sync::Arc;
+
 use authflow_core::jose::assertion::validate_client_assertion;
 use authflow_core::jose::{JwkSet, MAX_TOKEN_LEN};
 use authflow_core::{ClientAuthMethod, ErrorCode, OAuthError};
@@ -36,7 +38,7 @@ pub(crate) async fn verify(
     assertion: &str,
     client_id: Option<&str>,
     audiences: &[&str],
-) -> Result<Client, ApiError> {
+) -> Result<Arc<Client>, ApiError> {
     let claimed = claimed_subject(assertion).ok_or_else(|| invalid_client("malformed client assertion"))?;
     if client_id.is_some_and(|id| id != claimed) {
         return Err(invalid_client("client_id differs from the assertion's subject"));

@@ -3,6 +3,8 @@
 //! A request uses exactly one method; a client uses only the method it registered. Every failure is the
 //! same `invalid_client`, so a caller learns nothing about which part was wrong.
 
+use std::sync::Arc;
+
 use authflow_core::{ClientAuthMethod, ErrorCode, OAuthError};
 use authflow_store::Client;
 use axum::http::{header, HeaderMap, HeaderValue};
@@ -20,8 +22,8 @@ pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-t
 /// A client that proved who it is (or, for a public client, named itself).
 #[derive(Debug, Clone)]
 pub struct AuthenticatedClient {
-    /// The client record.
-    pub client: Client,
+    /// The client record (shared with the client cache).
+    pub client: Arc<Client>,
     /// The method it used.
     pub method: ClientAuthMethod,
 }
@@ -102,7 +104,12 @@ fn presented<'a>(headers: &HeaderMap, params: &'a Params) -> Result<Presented<'a
 }
 
 /// Find a client that may authenticate now with `method`.
-async fn usable_client(state: &AppState, id: &str, method: ClientAuthMethod, basic: bool) -> Result<Client, ApiError> {
+async fn usable_client(
+    state: &AppState,
+    id: &str,
+    method: ClientAuthMethod,
+    basic: bool,
+) -> Result<Arc<Client>, ApiError> {
     let client = match crate::clients::find(state, id).await {
         Ok(Some(client)) => client,
         Ok(None) => return Err(failure(basic)),

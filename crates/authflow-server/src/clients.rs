@@ -97,10 +97,10 @@ pub(crate) fn parse_id(state: &AppState, id: &str) -> Option<ClientId> {
 
 /// The client named `id`, if there is one. Disabled and expired clients are returned too: the caller says
 /// what that means where it is.
-pub(crate) async fn find(state: &AppState, id: &str) -> Result<Option<Client>, ClientError> {
+pub(crate) async fn find(state: &AppState, id: &str) -> Result<Option<Arc<Client>>, ClientError> {
     let Some(parsed) = parse_id(state, id) else { return Ok(None) };
     let Some(url) = parsed.metadata_document_url() else {
-        return Ok(stored(state, id).await?.map(Arc::unwrap_or_clone));
+        return Ok(stored(state, id).await?);
     };
     if !state.policy.client_id_metadata_documents {
         return Ok(None);
@@ -108,7 +108,7 @@ pub(crate) async fn find(state: &AppState, id: &str) -> Result<Option<Client>, C
     let stored = state.store.find_client(id).await?;
     if stored.as_ref().is_some_and(|c| c.origin != ClientOrigin::MetadataDocument) {
         // An operator's client that happens to have a URL for an id: theirs, not the document's.
-        return Ok(stored);
+        return Ok(stored.map(Arc::new));
     }
     let now = state.clock.now();
     let document = state
@@ -122,13 +122,13 @@ pub(crate) async fn find(state: &AppState, id: &str) -> Result<Option<Client>, C
     let expires_at = Some(now + state.policy.grant_ttl);
     let fresh_enough = |c: &Client| c.expires_at.is_some_and(|e| e > now + state.policy.grant_ttl / 2);
     match stored {
-        Some(existing) if existing.metadata == metadata && fresh_enough(&existing) => Ok(Some(existing)),
+        Some(existing) if existing.metadata == metadata && fresh_enough(&existing) => Ok(Some(Arc::new(existing))),
         Some(existing) => {
             // Re-fetched: take the document's current metadata and push the expiry out; `disabled`, an
             // administrator's decision, is kept.
             let updated = Client { metadata, expires_at, ..existing };
             state.store.update_client(&updated).await?;
-            Ok(Some(updated))
+            Ok(Some(Arc::new(updated)))
         }
         None => {
             let client = Client {
@@ -144,10 +144,10 @@ pub(crate) async fn find(state: &AppState, id: &str) -> Result<Option<Client>, C
             match state.store.insert_client(&client).await {
                 Ok(()) => {
                     tracing::info!(target: AUDIT, client_id = %client.client_id, "client metadata document accepted");
-                    Ok(Some(client))
+                    Ok(Some(Arc::new(client)))
                 }
                 // Another request stored it first: theirs is the same document.
-                Err(StoreError::Conflict(_)) => Ok(state.store.find_client(id).await?),
+                Err(StoreError::Conflict(_)) => Ok(state.store.find_client(id).await?.map(Arc::new)),
                 Err(e) => Err(e.into()),
             }
         }

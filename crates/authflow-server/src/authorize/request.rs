@@ -2,6 +2,8 @@
 //! the query of `GET /authorize`, and the copy the sign-in and consent forms carry back. Nothing about a
 //! request is kept on the server between steps, so any replica can serve any step.
 
+use std::sync::Arc;
+
 use authflow_core::pkce::PkceChallenge;
 use authflow_core::validation::redirect_uri::RedirectUri;
 use authflow_core::{ErrorCode, GrantType, OAuthError, Scope, UnixTime};
@@ -19,7 +21,7 @@ pub(crate) struct AuthorizationRequest {
     /// The parameters as received, to carry through the forms.
     pub params: Params,
     /// The client, enabled and unexpired.
-    pub client: Client,
+    pub client: Arc<Client>,
     /// The redirect URI exactly as sent (it matches a registered one).
     pub redirect_uri: String,
     /// The client's `state`, echoed back.
@@ -114,7 +116,7 @@ pub(crate) async fn validate(state: &AppState, params: Params) -> Result<Authori
 }
 
 /// The client the request names: it must exist, be enabled and not have expired.
-async fn client(state: &AppState, params: &Params) -> Result<Client, Failure> {
+async fn client(state: &AppState, params: &Params) -> Result<Arc<Client>, Failure> {
     let id = params
         .get("client_id")
         .ok_or_else(|| Problem::bad_request("The request does not say which application is asking (no client_id)."))?;
