@@ -1,4 +1,5 @@
-// `sqlx::migrate!` embeds the migration files at compile time; rebuild when they change.
+// The migrations are embedded at compile time (`sqlx::migrate!` for PostgreSQL, `include_str!` for SQLite);
+// rebuild when they change.
 fn main() {
     println!("cargo:rerun-if-changed=migrations");
 }

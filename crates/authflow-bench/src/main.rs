@@ -21,7 +21,9 @@ pub type Error = Box<dyn std::error::Error + Send + Sync>;
 /// Load harness for authflow.
 ///
 /// Starts the authorization server (on the chosen backend) and a resource server in this process, each on a
-/// loopback port served by `axum::serve` with TCP_NODELAY as `authflow serve` does, then drives them with
+/// loopback port served by `axum::serve` with TCP_NODELAY as `authflow serve` does. The resource server is
+/// a one-tool rmcp MCP server (streamable HTTP, stateless, JSON answers), at /mcp behind `BearerAuthLayer`
+/// and at /open/mcp without it, for the tools-call scenarios. The harness then drives them with
 /// keep-alive HTTP/1.1 connections, each with one request in flight, and prints requests per second and
 /// p50/p99 latency per scenario next to the no-op ceiling.
 ///
@@ -218,7 +220,7 @@ async fn drive_target(
 
 fn report_run(scenario: Scenario, run: usize, o: &Outcome) {
     eprintln!(
-        "  run {}: {:<30} {:>9.0} req/s  p50 {:>9}  p99 {:>9}  errors {}{}  (load {})",
+        "  run {}: {:<33} {:>9.0} req/s  p50 {:>9}  p99 {:>9}  errors {}{}  (load {})",
         run + 1,
         scenario.name(),
         o.rate,

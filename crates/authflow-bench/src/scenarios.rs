@@ -6,9 +6,12 @@ use std::sync::Arc;
 use axum::http::{header, HeaderValue, Method, Request};
 use bytes::Bytes;
 use http_body_util::Full;
+use rmcp::model::ProtocolVersion;
+use rmcp::transport::common::http_header::{HEADER_MCP_METHOD, HEADER_MCP_NAME, HEADER_MCP_PROTOCOL_VERSION};
+use serde_json::json;
 
 use crate::load::MakeRequest;
-use crate::stack::{Stack, REDIRECT_URI, RESOURCE};
+use crate::stack::{Stack, REDIRECT_URI, RESOURCE, TOOL};
 
 /// What is measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
@@ -23,9 +26,10 @@ pub enum Scenario {
     /// `POST /token`, `grant_type=authorization_code` with PKCE, for pre-minted codes (public client;
     /// an access and a refresh token are written).
     AuthorizationCode,
-    /// MCP `tools/call` through `BearerAuthLayer` + `IntrospectionVerifier`, token cached.
+    /// MCP `tools/call` of a one-tool rmcp server (streamable HTTP, stateless, JSON answer) through
+    /// `BearerAuthLayer` + `IntrospectionVerifier`, token cached.
     ToolsCall,
-    /// The same `tools/call` without the layer.
+    /// The same rmcp `tools/call` without the layer.
     ToolsCallOpen,
 }
 
@@ -47,8 +51,8 @@ impl Scenario {
             Scenario::Introspect => "introspect",
             Scenario::ClientCredentials => "token client_credentials",
             Scenario::AuthorizationCode => "token authorization_code",
-            Scenario::ToolsCall => "tools/call + BearerAuthLayer",
-            Scenario::ToolsCallOpen => "tools/call unprotected",
+            Scenario::ToolsCall => "rmcp tools/call + BearerAuthLayer",
+            Scenario::ToolsCallOpen => "rmcp tools/call unprotected",
         }
     }
 }
@@ -111,6 +115,46 @@ pub fn introspect(addr: SocketAddr, base_path: &str, basic: &str, token: &str) -
     Arc::new(move || Some(form_request(addr, &path, Some(&auth), body.clone())))
 }
 
+/// `POST {path}` of a `tools/call` of [`TOOL`] as a client of the newest MCP revision rmcp knows sends it
+/// without a session: the revision in the `MCP-Protocol-Version` header and in `_meta` with the client's
+/// capabilities (which replace `initialize`), the method and tool name repeated in `Mcp-Method` and
+/// `Mcp-Name` (SEP-2243), and an `Accept` of both JSON and SSE (rmcp refuses less). The token goes with
+/// every request, to the open path too, so both send the same bytes but for the path.
+fn tools_call(addr: SocketAddr, path: &'static str, access_token: &str) -> MakeRequest {
+    let version = ProtocolVersion::LATEST;
+    let bearer = header_value(&format!("Bearer {access_token}"));
+    let version_header = header_value(version.as_str());
+    let body = json!({
+        "jsonrpc": "2.0",
+        "id": 7,
+        "method": "tools/call",
+        "params": {
+            "name": TOOL,
+            "arguments": {},
+            "_meta": {
+                "io.modelcontextprotocol/protocolVersion": version.as_str(),
+                "io.modelcontextprotocol/clientCapabilities": {},
+            },
+        },
+    });
+    let body = Bytes::from(body.to_string());
+    let host = addr.to_string();
+    Arc::new(move || {
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header(header::HOST, &host)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::ACCEPT, "application/json, text/event-stream")
+            .header(HEADER_MCP_PROTOCOL_VERSION, version_header.clone())
+            .header(HEADER_MCP_METHOD, "tools/call")
+            .header(HEADER_MCP_NAME, TOOL)
+            .header(header::AUTHORIZATION, bearer.clone())
+            .body(Full::new(body.clone()));
+        Some(request.unwrap_or_else(|e| unreachable!("a constant request is valid: {e}")))
+    })
+}
+
 /// The request factory of `scenario` against the in-process `stack`.
 pub fn against(stack: &Stack, scenario: Scenario) -> (SocketAddr, MakeRequest) {
     match scenario {
@@ -139,28 +183,7 @@ pub fn against(stack: &Stack, scenario: Scenario) -> (SocketAddr, MakeRequest) {
                 }),
             )
         }
-        Scenario::ToolsCall | Scenario::ToolsCallOpen => {
-            let addr = stack.resource;
-            let path = if scenario == Scenario::ToolsCall { "/mcp" } else { "/open/mcp" };
-            // Both send the token, so both requests are the same bytes on the wire but for the path.
-            let bearer = header_value(&format!("Bearer {}", stack.access_token));
-            let body = Bytes::from_static(
-                br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"list_notes","arguments":{}}}"#,
-            );
-            (
-                addr,
-                Arc::new(move || {
-                    let request = Request::builder()
-                        .method(Method::POST)
-                        .uri(path)
-                        .header(header::HOST, addr.to_string())
-                        .header(header::CONTENT_TYPE, "application/json")
-                        .header(header::ACCEPT, "application/json, text/event-stream")
-                        .header(header::AUTHORIZATION, bearer.clone())
-                        .body(Full::new(body.clone()));
-                    Some(request.unwrap_or_else(|e| unreachable!("a constant request is valid: {e}")))
-                }),
-            )
-        }
+        Scenario::ToolsCall => (stack.resource, tools_call(stack.resource, "/mcp", &stack.access_token)),
+        Scenario::ToolsCallOpen => (stack.resource, tools_call(stack.resource, "/open/mcp", &stack.access_token)),
     }
 }

@@ -1,5 +1,6 @@
 //! The servers under test, in this process: the authorization server on the chosen backend, and a
-//! resource server with one MCP-style `tools/call` endpoint behind `BearerAuthLayer` and one without it.
+//! resource server with one rmcp MCP server (streamable HTTP, stateless, one tool) mounted twice: at `/mcp`
+//! behind `BearerAuthLayer` and at `/open/mcp` without it.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -15,13 +16,22 @@ use authflow_core::{ClientAuthMethod, GrantType, Scope, SecretToken, TokenKind};
 use authflow_resource::{BearerAuthLayer, IntrospectionVerifier, SafeHttpClient, TokenVerifier};
 use authflow_server::{AuthServer, Clock, OsEntropy, Policy, SystemClock};
 use authflow_store::{AuthorizationCode, Client, ClientMetadata, ClientOrigin, Grant, Store};
-use axum::routing::post;
+use axum::http::{header, Request, StatusCode};
+use axum::routing::any_service;
 use axum::serve::ListenerExt;
-use axum::{Json, Router};
-use serde_json::{json, Value};
+use axum::Router;
+use bytes::Bytes;
+use http_body_util::Full;
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::model::{CallToolResult, ContentBlock, ServerCapabilities, ServerConfig};
+use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
+use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::{tool, tool_handler, tool_router, ErrorData, ServerHandler};
+use serde_json::Value;
 use tokio::net::TcpListener;
 use tower_http::limit::RequestBodyLimitLayer;
 
+use crate::scenarios::Scenario;
 use crate::Error;
 
 /// The MCP server the tokens are for.
@@ -223,15 +233,53 @@ async fn mint_codes(store: Arc<dyn Store>, client_id: &str, challenge: &str, n: 
     Ok(codes)
 }
 
-/// `tools/call` answered with a fixed result: what an MCP server's cheapest tool costs, so the only
-/// difference between `/mcp` and `/open/mcp` is the bearer-token layer.
-async fn tools_call(Json(request): Json<Value>) -> Json<Value> {
-    let id = request.get("id").cloned().unwrap_or(Value::Null);
-    Json(json!({
-        "jsonrpc": "2.0",
-        "id": id,
-        "result": {"content": [{"type": "text", "text": "3 notes"}], "isError": false}
-    }))
+/// The one tool of the MCP server, and what it answers.
+pub const TOOL: &str = "list_notes";
+/// The text [`TOOL`] answers with.
+pub const TOOL_TEXT: &str = "3 notes";
+
+/// The MCP server under test: one tool with a fixed answer, the cheapest a tool can be, so what the
+/// scenarios measure is rmcp's streamable-HTTP handling (and, at `/mcp`, the bearer-token layer).
+#[derive(Debug, Clone)]
+struct BenchTools {
+    /// Built once and shared: in stateless mode rmcp makes a server per request.
+    tool_router: Arc<ToolRouter<Self>>,
+}
+
+#[tool_router]
+impl BenchTools {
+    fn new() -> Self {
+        BenchTools { tool_router: Arc::new(Self::tool_router()) }
+    }
+
+    #[tool(description = "List your notes (a fixed answer: the benchmark's cheapest tool)")]
+    async fn list_notes(&self) -> Result<CallToolResult, ErrorData> {
+        Ok(CallToolResult::success(vec![ContentBlock::text(TOOL_TEXT)]))
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for BenchTools {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+    }
+}
+
+/// The streamable-HTTP service both `/mcp` and `/open/mcp` serve, configured for one POST per call:
+/// stateless (no `initialize`, no session: the current protocol negotiates per request, in `_meta` and
+/// the `MCP-Protocol-Version` header, and the service insists on both), answered with plain JSON rather
+/// than an SSE stream, for `Host: 127.0.0.1:<port>` (rmcp refuses other hosts, against DNS rebinding).
+fn mcp_service() -> StreamableHttpService<BenchTools, NeverSessionManager> {
+    let server = BenchTools::new();
+    StreamableHttpService::new(
+        move || Ok(server.clone()),
+        Arc::new(NeverSessionManager::default()),
+        StreamableHttpServerConfig::default()
+            .with_legacy_session_mode(false)
+            .with_json_response(true)
+            .with_stateless_protocol_metadata_required(true)
+            .with_allowed_hosts(["127.0.0.1"]),
+    )
 }
 
 /// A limit no benchmark reaches: the limiter still runs on every request, it just never refuses.
@@ -326,11 +374,29 @@ impl Stack {
         debug_assert_eq!(warm.client_id.as_deref(), Some("bench-svc"));
         let layer = BearerAuthLayer::new(verifier, "http://127.0.0.1/.well-known/oauth-protected-resource/mcp")
             .require_scopes(["notes:read"]);
+        // The same service on both paths: the only difference is the layer.
+        let mcp = mcp_service();
         let router = Router::new()
-            .route("/mcp", post(tools_call).layer(layer))
-            .route("/open/mcp", post(tools_call))
+            .route("/mcp", any_service(mcp.clone()).layer(layer))
+            .route("/open/mcp", any_service(mcp))
             .layer(RequestBodyLimitLayer::new(64 * 1024));
         self.resource = serve(TcpListener::bind("127.0.0.1:0").await?, router)?;
+
+        // Both scenarios' requests, once each: the tool's answer, not an error (the load client only
+        // looks at the status).
+        for scenario in [Scenario::ToolsCall, Scenario::ToolsCallOpen] {
+            let (addr, make) = crate::scenarios::against(self, scenario);
+            let request = make().ok_or("no tools/call request")?;
+            let path = request.uri().path().to_owned();
+            let (status, content_type, body) = send_once(addr, request).await?;
+            check_tools_call(status, &content_type, &body).map_err(|why| {
+                format!(
+                    "the rmcp tools/call at {path} does not answer with the tool's result ({why}): {status} \
+                     {content_type:?} {}",
+                    String::from_utf8_lossy(&body[..body.len().min(500)])
+                )
+            })?;
+        }
         Ok(())
     }
 
@@ -342,16 +408,92 @@ impl Stack {
     }
 }
 
-/// One client_credentials token for [`RESOURCE`], through the load client's own HTTP stack.
-async fn client_credentials_token(auth: SocketAddr, basic: &str) -> Result<String, Error> {
-    let request = crate::scenarios::client_credentials_request(auth, basic);
-    let stream = tokio::net::TcpStream::connect(auth).await?;
+/// One request on a connection of its own, through the load client's own HTTP stack: the status, the
+/// `Content-Type` and the body.
+async fn send_once(addr: SocketAddr, request: Request<Full<Bytes>>) -> Result<(StatusCode, String, Bytes), Error> {
+    let stream = tokio::net::TcpStream::connect(addr).await?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
     let driver = tokio::spawn(conn);
     let response = sender.send_request(request).await?;
     let status = response.status();
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default();
     let body = http_body_util::BodyExt::collect(response.into_body()).await?.to_bytes();
     driver.abort();
+    Ok((status, content_type, body))
+}
+
+/// One client_credentials token for [`RESOURCE`].
+async fn client_credentials_token(auth: SocketAddr, basic: &str) -> Result<String, Error> {
+    let (status, _, body) = send_once(auth, crate::scenarios::client_credentials_request(auth, basic)).await?;
     let body: Value = serde_json::from_slice(&body).map_err(|e| format!("token response ({status}): {e}"))?;
     body["access_token"].as_str().map(str::to_owned).ok_or_else(|| format!("no access token ({status}): {body}").into())
+}
+
+/// Whether a `tools/call` answer is `200 OK`, one JSON document (not an SSE stream) and a JSON-RPC result
+/// (not an error) whose content is [`TOOL_TEXT`]; if not, why not.
+fn check_tools_call(status: StatusCode, content_type: &str, body: &[u8]) -> Result<(), &'static str> {
+    if status != StatusCode::OK {
+        return Err("not 200 OK");
+    }
+    if !content_type.starts_with("application/json") {
+        return Err("not application/json");
+    }
+    let body: Value = serde_json::from_slice(body).map_err(|_| "not JSON")?;
+    if body.get("error").is_some() {
+        return Err("a JSON-RPC error");
+    }
+    let result = body.get("result").ok_or("no JSON-RPC result")?;
+    if result.get("isError") == Some(&Value::Bool(true)) {
+        return Err("a tool error");
+    }
+    match result.pointer("/content/0/text") {
+        Some(Value::String(text)) if text == TOOL_TEXT => Ok(()),
+        _ => Err("not the tool's text"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const JSON: &str = "application/json";
+
+    #[test]
+    fn the_check_wants_the_tools_json_result() {
+        let ok = br#"{"jsonrpc":"2.0","id":7,"result":{"content":[{"type":"text","text":"3 notes"}],"isError":false}}"#;
+        assert_eq!(check_tools_call(StatusCode::OK, JSON, ok), Ok(()));
+        assert!(check_tools_call(StatusCode::BAD_REQUEST, JSON, ok).is_err());
+        assert!(check_tools_call(StatusCode::OK, "text/event-stream", ok).is_err());
+        let error = br#"{"jsonrpc":"2.0","id":7,"error":{"code":-32602,"message":"missing _meta"}}"#;
+        assert_eq!(check_tools_call(StatusCode::OK, JSON, error), Err("a JSON-RPC error"));
+        let tool_error =
+            br#"{"jsonrpc":"2.0","id":7,"result":{"content":[{"type":"text","text":"3 notes"}],"isError":true}}"#;
+        assert_eq!(check_tools_call(StatusCode::OK, JSON, tool_error), Err("a tool error"));
+        let other = br#"{"jsonrpc":"2.0","id":7,"result":{"content":[{"type":"text","text":"no notes"}]}}"#;
+        assert_eq!(check_tools_call(StatusCode::OK, JSON, other), Err("not the tool's text"));
+    }
+
+    /// The memory stack starts, which includes both routes answering the scenarios' rmcp `tools/call`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_memory_stack_serves_the_rmcp_tool_on_both_paths() {
+        let mut stack = Stack::start(Backend::Memory, 0).await.expect("the stack starts");
+        // Without a token, only the open path answers.
+        for (scenario, expected) in
+            [(Scenario::ToolsCall, StatusCode::UNAUTHORIZED), (Scenario::ToolsCallOpen, StatusCode::OK)]
+        {
+            let (addr, make) = crate::scenarios::against(&stack, scenario);
+            let mut request = make().expect("a request");
+            request.headers_mut().remove(header::AUTHORIZATION);
+            let (status, _, body) = send_once(addr, request).await.expect("an answer");
+            assert_eq!(status, expected, "{scenario:?}");
+            if expected == StatusCode::OK {
+                assert_eq!(check_tools_call(status, JSON, &body), Ok(()));
+            }
+        }
+        stack.stop().await;
+    }
 }

@@ -1,8 +1,7 @@
-//! Connections for point reads, handed out and taken back without sqlx's pool round trips.
+//! PostgreSQL connections for point reads, handed out and taken back without sqlx's pool round trips.
 //!
-//! sqlx's pool tests every connection it gets back with a ping (a round trip to PostgreSQL, a hop to the
-//! SQLite worker thread) from a task it spawns, so a one-row lookup on the hot path (introspection) costs
-//! two round trips. Here a connection goes back to the idle list at once, and whether it is fit for reuse
+//! sqlx's pool tests every connection it gets back with a ping (a round trip to PostgreSQL) from a task it
+//! spawns, so a one-row lookup on the hot path (introspection) costs two round trips. Here a connection goes back to the idle list at once, and whether it is fit for reuse
 //! is judged by its query's own outcome instead: a connection whose query failed for any reason other than
 //! the database's answer, or whose query was abandoned half-way (a [`Lease`] dropped before
 //! [`Lease::settle`], e.g. a cancelled request), is closed, never reused. A transport failure also drops
@@ -15,8 +14,8 @@ use sqlx::pool::PoolConnection;
 use sqlx::{ConnectOptions, Connection, Database, Pool};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
-/// Up to `max` connections opened on demand with `options`; or, for a database only one connection can
-/// see (SQLite in memory), that connection's pool.
+/// Up to `max` connections opened on demand with `options`; or the connections of a sqlx pool (see
+/// [`Connections::shared`]).
 #[derive(Debug)]
 pub(crate) struct Connections<C: Connection> {
     options: C::Options,
@@ -86,12 +85,6 @@ where
             ),
         };
         Ok(Lease { from: self, conn: Some(conn), _permit: permit })
-    }
-
-    /// How many connections may be out at once.
-    #[cfg(test)]
-    pub(crate) fn capacity(&self) -> usize {
-        self.permits.available_permits()
     }
 
     /// Close every idle connection, and refuse new leases.
@@ -171,25 +164,28 @@ impl Outcome for crate::StoreError {
     }
 }
 
-#[cfg(all(test, feature = "sqlite"))]
+#[cfg(test)]
 mod tests {
-    use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+    use std::str::FromStr;
+
+    use sqlx::postgres::{PgConnectOptions, PgConnection};
 
     use super::*;
 
-    async fn connections() -> (tempfile::TempDir, Connections<SqliteConnection>) {
-        let dir = tempfile::tempdir().unwrap();
-        let options = SqliteConnectOptions::new().filename(dir.path().join("lease.db")).create_if_missing(true);
-        (dir, Connections::new(options, 2, Duration::from_millis(200)))
+    /// Connections to the test server (see `fixtures::postgres_url`).
+    fn connections() -> Connections<PgConnection> {
+        let url = crate::fixtures::postgres_url();
+        let options = PgConnectOptions::from_str(&url).expect("a PostgreSQL URL");
+        Connections::new(options, 2, Duration::from_secs(5))
     }
 
-    async fn select_one(lease: &mut Lease<'_, SqliteConnection>) -> Result<i64, sqlx::Error> {
+    async fn select_one(lease: &mut Lease<'_, PgConnection>) -> Result<i32, sqlx::Error> {
         sqlx::query_scalar("SELECT 1").fetch_one(lease.conn()).await
     }
 
     #[tokio::test]
     async fn settled_connections_are_reused_and_abandoned_ones_closed() {
-        let (_dir, pool) = connections().await;
+        let pool = connections();
         let mut lease = pool.lease().await.unwrap();
         let one = select_one(&mut lease).await;
         assert_eq!(lease.settle(one).unwrap(), 1);
@@ -204,11 +200,14 @@ mod tests {
         let _ = select_one(&mut lease).await;
         drop(lease);
         assert_eq!(pool.idle().len(), 0, "an unsettled lease (a cancelled query) closes its connection");
+        pool.close().await;
     }
 
     #[tokio::test]
     async fn leases_are_bounded_and_time_out() {
-        let (_dir, pool) = connections().await;
+        let url = crate::fixtures::postgres_url();
+        let options = PgConnectOptions::from_str(&url).expect("a PostgreSQL URL");
+        let pool = Connections::<PgConnection>::new(options, 2, Duration::from_millis(200));
         let (a, b) = (pool.lease().await.unwrap(), pool.lease().await.unwrap());
         assert!(matches!(pool.lease().await, Err(sqlx::Error::PoolTimedOut)), "two at most");
         drop(a);

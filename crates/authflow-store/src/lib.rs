@@ -13,14 +13,19 @@
 //! shared behavioural suite (feature `test-suite`, module `testsuite`) proves it under concurrency. Run that
 //! suite against your own backend to check it.
 //!
+//! The SQL backends share their statements; PostgreSQL runs them through sqlx, SQLite through rusqlite, inline
+//! on the calling thread (a SQLite point read costs less than a hop to another thread).
+//!
 //! [`open`] picks a backend from a URL: `memory:`, `sqlite://path.db` or `postgres://…`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "postgres")]
+mod batch;
 mod error;
 #[cfg(feature = "test-suite")]
 pub mod fixtures;
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg(feature = "postgres")]
 mod lease;
 pub mod memory;
 pub mod model;

@@ -18,12 +18,15 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use authflow_core::{TokenHash, UnixTime};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Connection, Postgres, Transaction};
 
+use crate::batch::{self, BatchOp, Batcher};
 use crate::lease::{Connections, Lease};
-use crate::sql::db_error;
+use crate::model::AccessToken;
+use crate::sql::{self, db_error};
 use crate::{StoreError, StoreResult};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -44,6 +47,8 @@ pub struct PostgresStore {
     /// Writes, on `pool`'s connections: sqlx's check on release flushes the rollback of an abandoned
     /// transaction at once, so its row locks are not held until the connection's next use.
     writer: Arc<Connections<PgConnection>>,
+    /// Introspection's lookups, many per statement under load (see `batch`).
+    access_tokens: Arc<Batcher<FindAccessTokens>>,
 }
 
 impl PostgresStore {
@@ -71,7 +76,9 @@ impl PostgresStore {
             .await
             .map_err(StoreError::unavailable)?;
         let writer = Arc::new(Connections::shared(pool.clone(), options));
-        Ok(PostgresStore { pool, reader, writer })
+        // A batch holds a reader; a few of them at once leave the other readers to everything else.
+        let access_tokens = Batcher::new(FindAccessTokens(reader.clone()), (readers as usize / 4).clamp(1, 2), 64);
+        Ok(PostgresStore { pool, reader, writer, access_tokens })
     }
 
     /// The connection pool, for queries of your own next to authflow's tables.
@@ -114,6 +121,47 @@ impl PostgresStore {
             .map_err(db_error("purge"))?;
         Ok(tx)
     }
+
+    async fn find_access_token_batched(&self, hash: &TokenHash, now: UnixTime) -> StoreResult<Option<AccessToken>> {
+        self.access_tokens.call((*hash, now)).await
+    }
 }
 
 crate::sql::impl_sql_store!(PostgresStore, Postgres, "postgres");
+
+/// `FIND_ACCESS_TOKEN` for many hashes at once: the live tokens of live grants among `$1`, unexpired at `$2`
+/// (the earliest clock of the batch; each request then applies its own).
+const FIND_ACCESS_TOKENS: &str = "SELECT a.token_hash AS token_hash, a.grant_id AS grant_id, \
+     a.client_id AS client_id, a.subject AS subject, a.scope AS scope, a.resources AS resources, \
+     a.issued_at AS issued_at, a.expires_at AS expires_at \
+     FROM access_tokens a JOIN grants g ON g.id = a.grant_id \
+     WHERE a.token_hash = ANY($1) AND a.revoked_at IS NULL AND a.expires_at > $2 AND g.revoked_at IS NULL";
+
+/// Introspection's lookup, batched: each statement and round trip serves every lookup waiting for one.
+#[derive(Debug)]
+struct FindAccessTokens(Arc<Connections<PgConnection>>);
+
+impl BatchOp for FindAccessTokens {
+    type Input = (TokenHash, UnixTime);
+    type Output = Option<AccessToken>;
+
+    async fn run(&self, inputs: Vec<(TokenHash, UnixTime)>) -> Vec<StoreResult<Option<AccessToken>>> {
+        let earliest = inputs.iter().map(|(_, now)| *now).min().unwrap_or(UnixTime::EPOCH);
+        let hashes: Vec<&[u8]> = inputs.iter().map(|(hash, _)| sql::hash(hash)).collect();
+        let found = async {
+            let mut db = self.0.lease().await.map_err(db_error("connection"))?;
+            let rows =
+                sqlx::query(FIND_ACCESS_TOKENS).bind(&hashes).bind(sql::millis(earliest)).fetch_all(db.conn()).await;
+            let rows = db.settle(rows).map_err(db_error("access token"))?;
+            rows.iter().map(sql::access_token).collect::<StoreResult<Vec<_>>>()
+        }
+        .await;
+        match found {
+            Ok(tokens) => inputs
+                .iter()
+                .map(|(hash, now)| Ok(tokens.iter().find(|t| t.token_hash == *hash && t.expires_at > *now).cloned()))
+                .collect(),
+            Err(e) => batch::each(e, inputs.len()),
+        }
+    }
+}

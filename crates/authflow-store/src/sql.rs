@@ -1,19 +1,19 @@
-//! What the SQL backends share: value encodings, row decoding, error mapping, and — through
-//! [`impl_sql_store!`] — every query.
+//! What the SQL backends share: value encodings, row decoding, error mapping, and every statement.
 //!
 //! SQLite and PostgreSQL agree on every statement authflow needs (`$n` parameters, `RETURNING`,
-//! `ON CONFLICT … DO UPDATE … WHERE`, `CASE`, joins), so each query is written once. The two backends differ
-//! only in how they connect, which connection writes, and how a write transaction starts; those are the few
-//! inherent methods each backend provides (see [`impl_sql_store!`]). A macro rather than generic code because
-//! sqlx's generic executor bounds are unwieldy, while the expanded code is the plain concrete code one would
-//! write by hand for each backend.
+//! `ON CONFLICT … DO UPDATE … WHERE`, `CASE`, joins), so each query is written once, here. PostgreSQL runs
+//! them through sqlx, with every trait implemented by [`impl_sql_store!`]; SQLite runs them through rusqlite
+//! in `crate::sqlite`. Both decode rows with the same [`Columns`] decoders.
 
 use authflow_core::device::DeviceStatus;
 use authflow_core::pkce::CodeChallengeMethod;
 use authflow_core::{Scope, TokenHash, UnixTime};
 use serde::de::DeserializeOwned;
+#[cfg(feature = "postgres")]
 use sqlx::error::ErrorKind;
+#[cfg(feature = "postgres")]
 use sqlx::types::Json;
+#[cfg(feature = "postgres")]
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use crate::model::*;
@@ -21,7 +21,8 @@ use crate::{StoreError, StoreResult};
 
 /// Map a sqlx error: unique violations are conflicts over `what`, other constraint violations and decoding
 /// failures are [`StoreError::Corrupt`] (a caller bug or a damaged database), everything else is
-/// [`StoreError::Unavailable`].
+/// [`StoreError::Unavailable`]. (`crate::sqlite` maps rusqlite's errors the same way.)
+#[cfg(feature = "postgres")]
 pub(crate) fn db_error(what: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
     move |e| match &e {
         sqlx::Error::Database(d) => match d.kind() {
@@ -159,7 +160,7 @@ pub(crate) trait Columns {
     }
 }
 
-fn corrupt(column: &str, why: impl std::fmt::Display) -> StoreError {
+pub(crate) fn corrupt(column: &str, why: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("column {column}: {why}"))
 }
 
@@ -171,6 +172,7 @@ fn to_hash(column: &str, bytes: &[u8]) -> StoreResult<TokenHash> {
     TokenHash::from_slice(bytes).ok_or_else(|| corrupt(column, format!("{} bytes, expected 32", bytes.len())))
 }
 
+#[cfg(feature = "postgres")]
 fn get<'r, R, T>(row: &'r R, column: &str) -> StoreResult<T>
 where
     R: Row,
@@ -180,16 +182,9 @@ where
     row.try_get(column).map_err(|e| corrupt(column, e))
 }
 
-impl<R> Columns for R
-where
-    R: Row,
-    for<'a> &'a str: ColumnIndex<R>,
-    String: for<'r> Decode<'r, R::Database> + Type<R::Database>,
-    i64: for<'r> Decode<'r, R::Database> + Type<R::Database>,
-    Vec<u8>: for<'r> Decode<'r, R::Database> + Type<R::Database>,
-    bool: for<'r> Decode<'r, R::Database> + Type<R::Database>,
-    Json<serde_json::Value>: for<'r> Decode<'r, R::Database> + Type<R::Database>,
-{
+/// sqlx rows (PostgreSQL).
+#[cfg(feature = "postgres")]
+impl Columns for sqlx::postgres::PgRow {
     fn text(&self, column: &str) -> StoreResult<String> {
         get(self, column)
     }
@@ -213,6 +208,38 @@ where
     }
     fn json(&self, column: &str) -> StoreResult<serde_json::Value> {
         get::<_, Json<serde_json::Value>>(self, column).map(|j| j.0)
+    }
+}
+
+/// rusqlite rows (SQLite). The tables are `STRICT`, so a column holds exactly its declared type; JSON is `TEXT`
+/// and a boolean an `INTEGER` 0 or 1.
+#[cfg(feature = "sqlite")]
+impl Columns for rusqlite::Row<'_> {
+    fn text(&self, column: &str) -> StoreResult<String> {
+        self.get(column).map_err(|e| corrupt(column, e))
+    }
+    fn opt_text(&self, column: &str) -> StoreResult<Option<String>> {
+        self.get(column).map_err(|e| corrupt(column, e))
+    }
+    fn int(&self, column: &str) -> StoreResult<i64> {
+        self.get(column).map_err(|e| corrupt(column, e))
+    }
+    fn opt_int(&self, column: &str) -> StoreResult<Option<i64>> {
+        self.get(column).map_err(|e| corrupt(column, e))
+    }
+    fn bytes(&self, column: &str) -> StoreResult<Vec<u8>> {
+        self.get(column).map_err(|e| corrupt(column, e))
+    }
+    fn opt_bytes(&self, column: &str) -> StoreResult<Option<Vec<u8>>> {
+        self.get(column).map_err(|e| corrupt(column, e))
+    }
+    fn flag(&self, column: &str) -> StoreResult<bool> {
+        self.get(column).map_err(|e| corrupt(column, e))
+    }
+    fn json(&self, column: &str) -> StoreResult<serde_json::Value> {
+        let text = self.get_ref(column).map_err(|e| corrupt(column, e))?;
+        let text = text.as_str().map_err(|e| corrupt(column, e))?;
+        serde_json::from_str(text).map_err(|e| corrupt(column, e))
     }
 }
 
@@ -374,7 +401,8 @@ pub(crate) fn consent(r: &impl Columns) -> StoreResult<Consent> {
 // ---- statements ------------------------------------------------------------------------------------------
 //
 // Written once for both dialects. Parameters are `$n`; an insert and the matching full update bind the same
-// columns in the same order, so one bind helper serves both.
+// columns in the same order, so one bind helper serves both. In SQLite `$n` is a *named* parameter, numbered
+// in order of first appearance (`UPDATE_CLIENT` names `$2` first), so `crate::sqlite` binds `$n` by name.
 
 macro_rules! client_columns {
     () => {
@@ -543,22 +571,26 @@ pub(crate) const PURGE_SESSIONS: &str = "DELETE FROM login_sessions WHERE expire
 pub(crate) const PURGE_CONSENTS: &str = "DELETE FROM consents WHERE expires_at <= $1";
 pub(crate) const PURGE_CLIENTS: &str = "DELETE FROM clients WHERE expires_at <= $1";
 
-// ---- the shared implementation ---------------------------------------------------------------------------
+// ---- the PostgreSQL implementation -----------------------------------------------------------------------
 
-/// Implements every storage trait for a SQL backend `$store` over database `$db`, named `$backend`.
+/// Implements every storage trait for a sqlx backend `$store` over database `$db`, named `$backend`
+/// (PostgreSQL; SQLite has its own implementation over rusqlite in `crate::sqlite`).
 ///
 /// The backend provides these inherent methods:
 /// - `async fn read(&self) -> StoreResult<Lease<'_, Connection>>`: a connection for reads;
 /// - `async fn write(&self) -> StoreResult<Lease<'_, Connection>>`: a connection for writes;
 /// - `async fn begin(conn: &mut Connection) -> StoreResult<sqlx::Transaction<'_, $db>>`: a write transaction;
 /// - `async fn begin_purge(conn: &mut Connection) -> StoreResult<sqlx::Transaction<'_, $db>>`: the purge's
-///   transaction (PostgreSQL serialises purges across replicas there).
+///   transaction (PostgreSQL serialises purges across replicas there);
+/// - `async fn find_access_token_batched(&self, &TokenHash, UnixTime) -> StoreResult<Option<AccessToken>>`:
+///   the lookup of every introspection, which the backend may batch.
 ///
 /// Every lease is settled with its query's outcome (see `lease`).
 ///
 /// Atomicity never relies on the pools: every compare-and-set is a single conditional statement (or, for
 /// rotation, a conditional statement and an insert in one transaction), so it holds for any number of
 /// connections, processes or replicas.
+#[cfg(feature = "postgres")]
 macro_rules! impl_sql_store {
     ($store:ty, $db:ty, $backend:literal) => {
         const _: () = {
@@ -869,14 +901,7 @@ macro_rules! impl_sql_store {
                     token_hash: &TokenHash,
                     now: UnixTime,
                 ) -> StoreResult<Option<AccessToken>> {
-                    let mut db = self.read().await?;
-                    let row = sqlx::query(sql::FIND_ACCESS_TOKEN)
-                        .bind(sql::hash(token_hash))
-                        .bind(sql::millis(now))
-                        .fetch_optional(db.conn())
-                        .await;
-                    let row = db.settle(row).map_err(db_error("access token"))?;
-                    row.map(|r| sql::access_token(&r)).transpose()
+                    self.find_access_token_batched(token_hash, now).await
                 }
 
                 async fn revoke_access_token(&self, token_hash: &TokenHash, now: UnixTime) -> StoreResult<bool> {
@@ -1161,4 +1186,5 @@ macro_rules! impl_sql_store {
         };
     };
 }
+#[cfg(feature = "postgres")]
 pub(crate) use impl_sql_store;

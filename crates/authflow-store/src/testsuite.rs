@@ -156,6 +156,7 @@ macro_rules! store_suite {
             code_consumed_once
             concurrent_code_consumption
             access_token_lookup
+            concurrent_access_token_lookups
             grant_and_access_token_together
             refresh_rotation
             rotation_conflict_changes_nothing
@@ -724,6 +725,38 @@ pub async fn access_token_lookup(store: Arc<dyn Store>) {
     assert_eq!(store.find_access_token(&live.token_hash, NOW).await.must("find"), None, "revoked token");
     assert!(store.revoke_access_token(&live.token_hash, later(1)).await.must("revoke again"), "idempotent");
     assert!(!store.revoke_access_token(&hash("nope"), NOW).await.must("revoke unknown"), "unknown is false");
+}
+
+/// Many lookups at once (a backend may answer them in one statement): each gets its own answer, by its own
+/// clock.
+pub async fn concurrent_access_token_lookups(store: Arc<dyn Store>) {
+    client_with_grant(&*store, "app", "g").await;
+    store.insert_grant(&grant("g-revoked", "app", later(86_400))).await.must("insert grant");
+    let live = access("at-live", "g", "app", later(3600));
+    let soon = access("at-soon", "g", "app", later(10));
+    let of_revoked = access("at-of-revoked", "g-revoked", "app", later(3600));
+    for t in [&live, &soon, &of_revoked] {
+        store.insert_access_token(t).await.must("insert");
+    }
+    assert!(store.revoke_grant("g-revoked", NOW).await.must("revoke"));
+    let cases = [
+        (live.token_hash, NOW, Some(&live)),
+        (soon.token_hash, NOW, Some(&soon)),
+        // The same token, by a later clock: expired for this caller only.
+        (soon.token_hash, later(10), None),
+        (of_revoked.token_hash, NOW, None),
+        (hash("unknown"), NOW, None),
+    ];
+    let lookups = (0..100).map(|i| {
+        let store = store.clone();
+        let (token_hash, now, _) = cases[i % cases.len()];
+        tokio::spawn(async move { store.find_access_token(&token_hash, now).await })
+    });
+    let answers: Vec<_> = lookups.collect();
+    for (i, answer) in answers.into_iter().enumerate() {
+        let found = answer.await.expect("the lookup task").must("find");
+        assert_eq!(found.as_ref(), cases[i % cases.len()].2, "lookup {i} (case {})", i % cases.len());
+    }
 }
 
 /// A grant stored with its first access token: both or neither.

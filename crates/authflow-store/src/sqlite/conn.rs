@@ -1,0 +1,501 @@
+//! Connections: which database a URL names, how each connection is configured, the reader list, the writer,
+//! the checkpointer, retries while another connection holds a lock, and error mapping.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rusqlite::{CachedStatement, Connection, ErrorCode, OpenFlags, Row, ToSql};
+
+use crate::{StoreError, StoreResult};
+
+/// How long an operation keeps retrying while another connection (another process: `authflow user add` next
+/// to a running server) holds the lock it needs, before it fails with [`StoreError::Unavailable`].
+pub(super) const BUSY_BUDGET: Duration = Duration::from_secs(5);
+/// The first pause between two attempts; it doubles up to [`MAX_PAUSE`].
+const FIRST_PAUSE: Duration = Duration::from_millis(1);
+const MAX_PAUSE: Duration = Duration::from_millis(50);
+
+/// Room for every statement in `sql.rs`, so none is ever prepared twice on one connection.
+const STATEMENT_CACHE: usize = 64;
+
+/// How often the checkpointer copies the WAL back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+// ---- what a URL names ------------------------------------------------------------------------------------
+
+/// The database a `sqlite:` URL names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Target {
+    /// A database private to its one connection, gone when that is closed.
+    Memory,
+    /// A database file, created if missing.
+    File(PathBuf),
+}
+
+impl Target {
+    /// Parse `sqlite://relative.db`, `sqlite:///abs/path.db`, `sqlite:path.db`, `sqlite::memory:` or
+    /// `sqlite://?mode=memory`, with the query parameters sqlx accepted that mean something here: `mode=rwc`
+    /// and `mode=rw` (the file is created if missing either way), `mode=memory`, `cache=shared|private`
+    /// (moot: an in-memory database has one connection, a file's connections share nothing but the file).
+    /// Percent-escapes in the path are decoded (`%3F` for a `?` in a file name).
+    pub(super) fn parse(url: &str) -> StoreResult<Target> {
+        let invalid = |why: String| StoreError::Unavailable(format!("invalid SQLite URL {url:?}: {why}").into());
+        let rest = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .ok_or_else(|| invalid("expected sqlite://path or sqlite::memory:".into()))?;
+        let (database, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let mut memory = database == ":memory:";
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            match (key, value) {
+                ("mode", "rwc" | "rw") | ("cache", "shared" | "private") => {}
+                ("mode", "memory") => memory = true,
+                ("mode", "ro") => {
+                    return Err(invalid("read-only databases are not supported: the store writes".into()))
+                }
+                _ => return Err(invalid(format!("unsupported parameter {pair:?}"))),
+            }
+        }
+        if memory {
+            return Ok(Target::Memory);
+        }
+        if database.is_empty() {
+            return Err(invalid("no database file".into()));
+        }
+        percent_decode(database).map(|path| Target::File(PathBuf::from(path))).map_err(invalid)
+    }
+}
+
+fn percent_decode(s: &str) -> Result<String, String> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut bytes = s.bytes();
+    while let Some(b) = bytes.next() {
+        if b != b'%' {
+            out.push(b);
+            continue;
+        }
+        let hex = [bytes.next(), bytes.next()];
+        let digit = |d: Option<u8>| d.and_then(|d| (d as char).to_digit(16));
+        match (digit(hex[0]), digit(hex[1])) {
+            (Some(hi), Some(lo)) => out.push((hi * 16 + lo) as u8),
+            _ => return Err(format!("bad percent-escape in {s:?}")),
+        }
+    }
+    String::from_utf8(out).map_err(|_| format!("the path {s:?} is not UTF-8 once decoded"))
+}
+
+// ---- opening ---------------------------------------------------------------------------------------------
+
+/// What a connection is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Role {
+    /// The one read-write connection.
+    Writer,
+    /// A read-only connection (`query_only`).
+    Reader,
+    /// The background checkpointer's connection.
+    Checkpointer,
+}
+
+/// Open and configure a connection.
+///
+/// Readers have `busy_timeout` 0: SQLite's own wait for a lock sleeps the calling thread, which for them is a
+/// runtime thread; [`retry`] waits instead, asynchronously. The writer has a thread of its own, where waiting
+/// is fine: it waits up to [`BUSY_BUDGET`]. The writer has WAL mode's automatic checkpoints off: one would run
+/// inside a commit and fsync, holding up every write queued behind it; the checkpointer does it instead.
+pub(super) fn open(target: &Target, role: Role) -> rusqlite::Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = match target {
+        Target::Memory => Connection::open_in_memory_with_flags(flags)?,
+        // Only the writer creates the file; the others open it once the writer has (and set WAL mode).
+        Target::File(path) if role == Role::Writer => {
+            Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_CREATE)?
+        }
+        Target::File(path) => Connection::open_with_flags(path, flags)?,
+    };
+    conn.busy_timeout(if role == Role::Writer { BUSY_BUDGET } else { Duration::ZERO })?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    if role == Role::Writer && matches!(target, Target::File(_)) {
+        // Persistent: readers (and other processes) inherit it. Readers then never block the writer.
+        let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(%mode, "SQLite refused WAL mode; reads and writes will wait for each other");
+        }
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    }
+    if role == Role::Reader {
+        conn.pragma_update(None, "query_only", true)?;
+    }
+    // In WAL mode, NORMAL syncs at checkpoints only: a commit survives a crash of the process, and of the
+    // machine up to the last checkpoint.
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    if role == Role::Writer {
+        // Every write lands on a random leaf of the token-hash indexes: keep the hot pages in the writer's own
+        // cache (64 MiB; SQLite's default is 2 MiB) rather than copying them in from the file again.
+        conn.pragma_update(None, "cache_size", -65_536)?;
+    }
+    Ok(conn)
+}
+
+// ---- failures --------------------------------------------------------------------------------------------
+
+/// Why one attempt at an operation failed.
+#[derive(Debug)]
+pub(super) enum Fail {
+    /// SQLite (or rusqlite) said no; the `&str`, when set, names the record a constraint violation is about,
+    /// instead of the operation's default.
+    Sql(rusqlite::Error, Option<&'static str>),
+    /// Already a storage error (a row that does not decode, a closed store…).
+    Store(StoreError),
+}
+
+impl std::fmt::Display for Fail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fail::Sql(e, _) => e.fmt(f),
+            Fail::Store(e) => e.fmt(f),
+        }
+    }
+}
+
+impl From<rusqlite::Error> for Fail {
+    fn from(e: rusqlite::Error) -> Self {
+        Fail::Sql(e, None)
+    }
+}
+
+impl From<StoreError> for Fail {
+    fn from(e: StoreError) -> Self {
+        Fail::Store(e)
+    }
+}
+
+/// Name the record a statement's failure is about (a transaction writes several).
+pub(super) trait About<T> {
+    fn about(self, what: &'static str) -> Result<T, Fail>;
+}
+
+impl<T> About<T> for rusqlite::Result<T> {
+    fn about(self, what: &'static str) -> Result<T, Fail> {
+        self.map_err(|e| Fail::Sql(e, Some(what)))
+    }
+}
+
+impl Fail {
+    /// Another connection holds a lock this attempt needed: worth another try.
+    fn is_busy(&self) -> bool {
+        matches!(self, Fail::Sql(rusqlite::Error::SqliteFailure(e, _), _)
+            if matches!(e.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked))
+    }
+
+    /// The connection may be broken (an I/O error, a damaged file…) rather than the statement refused: it is
+    /// closed, never reused.
+    pub(super) fn spoils_connection(&self) -> bool {
+        matches!(self, Fail::Sql(rusqlite::Error::SqliteFailure(e, _), _) if matches!(
+            e.code,
+            ErrorCode::SystemIoFailure
+                | ErrorCode::DatabaseCorrupt
+                | ErrorCode::NotADatabase
+                | ErrorCode::CannotOpen
+                | ErrorCode::OutOfMemory
+                | ErrorCode::InternalMalfunction
+                | ErrorCode::FileLockingProtocolFailed
+                | ErrorCode::ApiMisuse
+        ))
+    }
+
+    /// The storage error, for an operation on `what`.
+    pub(super) fn into_store(self, what: &'static str) -> StoreError {
+        match self {
+            Fail::Sql(e, about) => store_error(e, about.unwrap_or(what)),
+            Fail::Store(e) => e,
+        }
+    }
+}
+
+/// Map a rusqlite error as `sql::db_error` maps sqlx's: unique and primary-key violations are conflicts over
+/// `what`; other constraint violations and values that do not decode are [`StoreError::Corrupt`] (a caller
+/// bug or a damaged database); everything else, a lock still held after [`retry`] included, is
+/// [`StoreError::Unavailable`].
+pub(super) fn store_error(e: rusqlite::Error, what: &'static str) -> StoreError {
+    use rusqlite::ffi;
+    use rusqlite::Error as E;
+    match &e {
+        E::SqliteFailure(f, _) if f.code == ErrorCode::ConstraintViolation => match f.extended_code {
+            ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY => StoreError::Conflict(what),
+            ffi::SQLITE_CONSTRAINT_FOREIGNKEY => StoreError::Corrupt(format!("{what} refers to a missing record: {e}")),
+            _ => StoreError::Corrupt(format!("{what} violates a constraint: {e}")),
+        },
+        E::FromSqlConversionFailure(..)
+        | E::IntegralValueOutOfRange(..)
+        | E::Utf8Error(_)
+        | E::InvalidColumnIndex(_)
+        | E::InvalidColumnName(_)
+        | E::InvalidColumnType(..) => StoreError::Corrupt(format!("{what}: {e}")),
+        _ => StoreError::unavailable(e),
+    }
+}
+
+pub(super) fn closed() -> Fail {
+    Fail::Store(StoreError::Unavailable("the SQLite store is closed".into()))
+}
+
+// ---- retrying --------------------------------------------------------------------------------------------
+
+/// Run `attempt` until it succeeds, fails for any reason but a lock held by another connection, or `budget`
+/// has passed; in between, sleep asynchronously (1 ms, doubling up to 50 ms), so no thread waits.
+///
+/// An attempt that failed changed nothing (a transaction that fails rolls back), so trying again is safe.
+pub(super) async fn retry<T, F, Fut>(budget: Duration, mut attempt: F) -> Result<T, Fail>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, Fail>>,
+{
+    let mut started = None;
+    let mut pause = FIRST_PAUSE;
+    loop {
+        let fail = match attempt().await {
+            Err(fail) if fail.is_busy() => fail,
+            done => return done,
+        };
+        // The clock is read only once an attempt has failed: the first attempt almost always succeeds.
+        let left = budget.saturating_sub(started.get_or_insert_with(Instant::now).elapsed());
+        if left.is_zero() {
+            return Err(fail);
+        }
+        tokio::time::sleep(pause.min(left)).await;
+        pause = (pause * 2).min(MAX_PAUSE);
+    }
+}
+
+// ---- statements ------------------------------------------------------------------------------------------
+
+/// Parameter names, in order: the statements in `sql.rs` say `$1`, `$2`… and SQLite numbers such *named*
+/// parameters by first appearance (`UPDATE_CLIENT` names `$2` first), so they are bound by name.
+const PARAMETERS: [&str; 13] = ["$1", "$2", "$3", "$4", "$5", "$6", "$7", "$8", "$9", "$10", "$11", "$12", "$13"];
+
+/// A cached statement with `args[i]` bound to `$i+1`; every parameter of the statement must be given.
+fn prepare<'c>(conn: &'c Connection, statement: &str, args: &[&dyn ToSql]) -> rusqlite::Result<CachedStatement<'c>> {
+    let mut stmt = conn.prepare_cached(statement)?;
+    let expected = stmt.parameter_count();
+    if args.len() != expected || expected > PARAMETERS.len() {
+        return Err(rusqlite::Error::InvalidParameterCount(args.len(), expected));
+    }
+    for (name, arg) in PARAMETERS.iter().zip(args) {
+        let index = stmt.parameter_index(name)?.ok_or_else(|| rusqlite::Error::InvalidParameterName((*name).into()))?;
+        stmt.raw_bind_parameter(index, arg)?;
+    }
+    Ok(stmt)
+}
+
+/// Run a statement that returns no rows; how many rows it changed.
+pub(super) fn execute(conn: &Connection, statement: &str, args: &[&dyn ToSql]) -> rusqlite::Result<u64> {
+    prepare(conn, statement, args)?.raw_execute().map(|n| n as u64)
+}
+
+/// The first row a statement returns, decoded, if any.
+pub(super) fn query_opt<T>(
+    conn: &Connection,
+    statement: &str,
+    args: &[&dyn ToSql],
+    decode: impl Fn(&Row<'_>) -> StoreResult<T>,
+) -> Result<Option<T>, Fail> {
+    let mut stmt = prepare(conn, statement, args)?;
+    let mut rows = stmt.raw_query();
+    let first = rows.next()?.map(&decode).transpose()?;
+    // Run the statement to its end: an `UPDATE … RETURNING` in autocommit mode commits there, and a failure to
+    // commit must not pass for success.
+    while rows.next()?.is_some() {}
+    Ok(first)
+}
+
+/// Every row a statement returns, decoded.
+pub(super) fn query_all<T>(
+    conn: &Connection,
+    statement: &str,
+    args: &[&dyn ToSql],
+    decode: impl Fn(&Row<'_>) -> StoreResult<T>,
+) -> Result<Vec<T>, Fail> {
+    let mut stmt = prepare(conn, statement, args)?;
+    let mut rows = stmt.raw_query();
+    let mut all = Vec::new();
+    while let Some(row) = rows.next()? {
+        all.push(decode(row)?);
+    }
+    Ok(all)
+}
+
+// ---- the readers -----------------------------------------------------------------------------------------
+
+/// Read-only connections to a database file, opened on demand: each call takes an idle one (or opens one),
+/// runs synchronously on it, and puts it back. The mutex is held for the pop and the push only.
+#[derive(Debug)]
+pub(super) struct Readers {
+    target: Target,
+    idle: Mutex<Vec<Connection>>,
+    max_idle: usize,
+    closed: AtomicBool,
+}
+
+impl Readers {
+    pub(super) fn new(target: Target, max_idle: u32) -> Self {
+        Readers {
+            target,
+            idle: Mutex::new(Vec::new()),
+            max_idle: max_idle.max(1) as usize,
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    fn idle(&self) -> MutexGuard<'_, Vec<Connection>> {
+        // The list stays consistent whatever panicked while holding the lock (a push or a pop).
+        self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Run `op` on a reader, synchronously.
+    pub(super) fn call<T>(&self, op: impl FnOnce(&Connection) -> Result<T, Fail>) -> Result<T, Fail> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(closed());
+        }
+        let idle = self.idle().pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => open(&self.target, Role::Reader)?,
+        };
+        let result = op(&conn);
+        if !matches!(&result, Err(fail) if fail.spoils_connection()) {
+            self.put_back(conn);
+        }
+        result
+    }
+
+    fn put_back(&self, conn: Connection) {
+        let surplus = {
+            let mut idle = self.idle();
+            if idle.len() < self.max_idle && !self.closed.load(Ordering::Acquire) {
+                idle.push(conn);
+                None
+            } else {
+                Some(conn)
+            }
+        };
+        // Closed outside the lock.
+        drop(surplus);
+    }
+
+    /// Refuse every later call; the idle connections, to be closed by the caller.
+    pub(super) fn close(&self) -> Vec<Connection> {
+        self.closed.store(true, Ordering::Release);
+        std::mem::take(&mut *self.idle())
+    }
+
+    /// How many connections are idle.
+    #[cfg(test)]
+    pub(super) fn idle_count(&self) -> usize {
+        self.idle().len()
+    }
+}
+
+// ---- the checkpointer ------------------------------------------------------------------------------------
+
+/// A thread that copies the WAL back into the database file every [`CHECKPOINT_EVERY`] on a connection of
+/// its own (the writer has automatic checkpoints off, see [`open`]), and once more when stopped.
+///
+/// A thread rather than a task on the runtime: it sleeps, then blocks in fsync, and it must go on as long as
+/// the store lives, whichever runtime the store is used from. It ends when the store is closed or dropped.
+#[derive(Debug)]
+pub(super) struct Checkpointer {
+    stop: mpsc::Sender<()>,
+    thread: JoinHandle<()>,
+}
+
+impl Checkpointer {
+    pub(super) fn start(target: &Target) -> StoreResult<Checkpointer> {
+        let conn = open(target, Role::Checkpointer).map_err(|e| store_error(e, "connection"))?;
+        // Nothing is ever sent: the sender's drop is the signal.
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("authflow-sqlite-checkpoint".into())
+            .spawn(move || {
+                while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
+                    checkpoint(&conn);
+                }
+                checkpoint(&conn);
+            })
+            .map_err(StoreError::unavailable)?;
+        Ok(Checkpointer { stop, thread })
+    }
+
+    /// Stop the thread after a last checkpoint, and wait for it (blocking).
+    pub(super) fn stop(self) {
+        drop(self.stop);
+        let _ = self.thread.join();
+    }
+}
+
+/// `PASSIVE`: copy what no reader still needs, without waiting for anyone; what is left goes next time.
+fn checkpoint(conn: &Connection) {
+    let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get::<_, i64>(0));
+    if let Err(e) = done {
+        tracing::debug!(error = %e, "SQLite WAL checkpoint failed; trying again later");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        let file = |p: &str| Some(Target::File(PathBuf::from(p)));
+        assert_eq!(Target::parse("sqlite://authflow.db").ok(), file("authflow.db"));
+        assert_eq!(Target::parse("sqlite:///var/lib/a.db").ok(), file("/var/lib/a.db"));
+        assert_eq!(Target::parse("sqlite:a.db?mode=rwc").ok(), file("a.db"));
+        assert_eq!(Target::parse("sqlite://a%3Fb.db").ok(), file("a?b.db"));
+        assert_eq!(Target::parse("sqlite::memory:").ok(), Some(Target::Memory));
+        assert_eq!(Target::parse("sqlite://?mode=memory&cache=shared").ok(), Some(Target::Memory));
+        assert_eq!(Target::parse("sqlite://x.db?mode=memory").ok(), Some(Target::Memory));
+        for bad in ["postgres://x", "sqlite://", "sqlite://a.db?mode=ro", "sqlite://a.db?journal=x", "sqlite://a%zz"] {
+            assert!(matches!(Target::parse(bad), Err(StoreError::Unavailable(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn parameters_are_bound_by_name() {
+        let conn = open(&Target::Memory, Role::Writer).unwrap();
+        // `$2` comes first: positional binding would swap the values.
+        let row = query_opt(&conn, "SELECT $2 AS b, $1 AS a", &[&"one", &"two"], |r| {
+            Ok((r.get::<_, String>("a").unwrap(), r.get::<_, String>("b").unwrap()))
+        });
+        assert_eq!(row.unwrap(), Some(("one".into(), "two".into())));
+        let missing = execute(&conn, "SELECT $1, $2", &[&1]);
+        assert!(matches!(missing, Err(rusqlite::Error::InvalidParameterCount(1, 2))), "{missing:?}");
+    }
+
+    #[test]
+    fn errors_are_mapped() {
+        let conn = open(&Target::Memory, Role::Writer).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE p (id TEXT PRIMARY KEY, n INTEGER NOT NULL CHECK (n > 0)) STRICT;
+             CREATE TABLE c (p TEXT NOT NULL REFERENCES p (id)) STRICT;
+             INSERT INTO p VALUES ('a', 1);",
+        )
+        .unwrap();
+        let map = |statement: &str| store_error(execute(&conn, statement, &[]).unwrap_err(), "thing");
+        assert!(matches!(map("INSERT INTO p VALUES ('a', 2)"), StoreError::Conflict("thing")));
+        assert!(matches!(map("INSERT INTO c VALUES ('zz')"), StoreError::Corrupt(_)), "foreign key");
+        assert!(matches!(map("INSERT INTO p VALUES ('b', 0)"), StoreError::Corrupt(_)), "check");
+        assert!(matches!(map("INSERT INTO p VALUES ('b', NULL)"), StoreError::Corrupt(_)), "not null");
+        assert!(matches!(map("INSERT INTO p VALUES ('b', 'x')"), StoreError::Corrupt(_)), "strict type");
+        assert!(matches!(map("SELECT * FROM nowhere"), StoreError::Unavailable(_)));
+        let decoded = query_opt(&conn, "SELECT id FROM p", &[], |r| Ok(r.get::<_, i64>(0)));
+        let wrong_type = decoded.unwrap().unwrap().unwrap_err();
+        assert!(matches!(store_error(wrong_type, "thing"), StoreError::Corrupt(_)));
+    }
+}
