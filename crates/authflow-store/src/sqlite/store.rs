@@ -1,10 +1,10 @@
-//! The storage traits over SQLite: the statements of `sql.rs`, bound by name and run inline (see the module
-//! docs of `crate::sqlite`).
+//! The storage traits over SQLite: the statements of `sql.rs`, bound by name; reads run inline, writes on
+//! the writer thread (see the module docs of `crate::sqlite`).
 //!
 //! Method by method, the same operations as the PostgreSQL backend (`sql::impl_sql_store!`): every
-//! compare-and-set is one conditional statement, and the operations that write several rows (rotation, a
-//! grant with its token, the purge) are one `BEGIN IMMEDIATE` transaction each, which rolls back when dropped
-//! on an error, so nothing is left half-written.
+//! compare-and-set is one conditional statement, and an operation that writes several rows (rotation, a
+//! grant with its token, the purge) is one write, run by the writer thread under a savepoint of its own
+//! (see `writer`), so an error rolls it back whole and nothing is left half-written.
 
 use async_trait::async_trait;
 use authflow_core::device::DeviceGrant;
