@@ -291,7 +291,8 @@ fn full_client(id: &str, origin: ClientOrigin, created_at: UnixTime, expires_at:
 }
 
 /// A client with every optional field absent.
-fn bare_client(id: &str) -> Client {
+/// A public client with nothing optional set, created at [`NOW`].
+pub fn bare_client(id: &str) -> Client {
     Client {
         client_id: id.to_owned(),
         secret_hash: None,

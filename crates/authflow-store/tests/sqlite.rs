@@ -4,8 +4,7 @@
 use std::path::Path;
 
 use authflow_store::sqlite::SqliteStore;
-use authflow_store::testsuite::NOW;
-use authflow_store::{open, ClientMetadata, ClientOrigin, ClientStore, OpenOptions};
+use authflow_store::{open, ClientStore, OpenOptions};
 
 fn url(path: &Path) -> String {
     format!("sqlite://{}", path.display())
@@ -13,28 +12,7 @@ fn url(path: &Path) -> String {
 
 authflow_store::store_suite!(authflow_store::fixtures::sqlite());
 
-fn client(id: &str) -> authflow_store::Client {
-    authflow_store::Client {
-        client_id: id.into(),
-        secret_hash: None,
-        registration_token_hash: None,
-        metadata: ClientMetadata {
-            client_name: None,
-            redirect_uris: vec![],
-            grant_types: vec![],
-            token_endpoint_auth_method: authflow_core::ClientAuthMethod::None,
-            scope: None,
-            resources: vec![],
-            jwks: None,
-            jwks_uri: None,
-            extra: Default::default(),
-        },
-        origin: ClientOrigin::Admin,
-        created_at: NOW,
-        expires_at: None,
-        disabled: false,
-    }
-}
+use authflow_store::testsuite::bare_client as client;
 
 fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(f)

@@ -160,10 +160,8 @@ async fn blocking<T: Send + 'static>(op: impl FnOnce() -> Result<T, Fail> + Send
 mod tests {
     use std::sync::mpsc;
 
-    use authflow_core::UnixTime;
-
     use super::*;
-    use crate::{Client, ClientMetadata, ClientOrigin, ClientStore};
+    use crate::{ClientOrigin, ClientStore};
 
     fn pragma(conn: &Connection, name: &str) -> String {
         conn.query_row(&format!("PRAGMA {name}"), [], |row| {
@@ -180,28 +178,7 @@ mod tests {
         store
     }
 
-    fn client(id: &str) -> Client {
-        Client {
-            client_id: id.into(),
-            secret_hash: None,
-            registration_token_hash: None,
-            metadata: ClientMetadata {
-                client_name: None,
-                redirect_uris: vec![],
-                grant_types: vec![],
-                token_endpoint_auth_method: authflow_core::ClientAuthMethod::None,
-                scope: None,
-                resources: vec![],
-                jwks: None,
-                jwks_uri: None,
-                extra: Default::default(),
-            },
-            origin: ClientOrigin::Admin,
-            created_at: UnixTime::from_millis(1_700_000_000_000),
-            expires_at: None,
-            disabled: false,
-        }
-    }
+    use crate::testsuite::bare_client as client;
 
     #[tokio::test]
     async fn connections_are_configured() {

@@ -277,8 +277,9 @@ fn serve(held: &Mutex<Held>, queue: &mpsc::Receiver<Job>) {
             }
         }
     }
-    lock(held).closed = true;
-    lock(held).conn = None;
+    let mut held = lock(held);
+    held.closed = true;
+    held.conn = None;
 }
 
 /// One transaction for `group`, a savepoint per write; rolled back whole if anything but a write's own
