@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::entropy::Entropy;
+use crate::time::UnixTime;
 
 /// Random bytes in every credential: 256 bits.
 pub const SECRET_BYTES: usize = 32;
@@ -56,6 +57,34 @@ impl TokenKind {
             .into_iter()
             .find(|k| token.starts_with(k.prefix()))
     }
+}
+
+/// A new grant identifier: [`TokenKind::Grant`]'s prefix, the creation time (milliseconds, 12 hex digits),
+/// then 128 random bits.
+///
+/// Starting with the time makes ids sort in creation order, so storage appends each new grant (and each new
+/// token's grant reference) at the end of its indexes instead of on a random page of each. A grant id is not a
+/// credential: its 128 random bits keep ids from different servers apart, not secret.
+///
+/// ```
+/// # use authflow_core::{token::grant_id, UnixTime};
+/// # let mut entropy = authflow_core::entropy::SeededEntropy::new(7);
+/// let earlier = grant_id(UnixTime::from_secs(1_700_000_000), &mut entropy);
+/// let later = grant_id(UnixTime::from_secs(1_700_000_001), &mut entropy);
+/// assert!(earlier < later);
+/// assert!(earlier.starts_with("af_g_018bcfe56800"));
+/// ```
+pub fn grant_id(created_at: UnixTime, entropy: &mut impl Entropy) -> String {
+    use std::fmt::Write;
+    let mut random = [0u8; 16];
+    entropy.fill_bytes(&mut random);
+    let prefix = TokenKind::Grant.prefix();
+    let mut id = String::with_capacity(prefix.len() + 12 + 22);
+    id.push_str(prefix);
+    // 48 bits of milliseconds last until the year 10889.
+    let _ = write!(id, "{:012x}", created_at.as_millis() & 0xffff_ffff_ffff);
+    URL_SAFE_NO_PAD.encode_string(random, &mut id);
+    id
 }
 
 /// A credential in clear text. Its `Debug` and `Display` never show the value, so it cannot leak into logs
@@ -190,6 +219,18 @@ mod tests {
         assert_eq!(TokenHash::from_slice(&[0u8; 31]), None);
         // Known SHA-256 vector.
         assert_eq!(TokenHash::of("abc").to_hex(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+
+    #[test]
+    fn grant_ids_sort_by_creation_time_and_differ_within_a_millisecond() {
+        let mut e = SeededEntropy::new(5);
+        let at = |ms| UnixTime::from_millis(ms);
+        let ids = [grant_id(at(999), &mut e), grant_id(at(1_000), &mut e), grant_id(at(1_000), &mut e)];
+        assert!(ids[0] < ids[1] && ids[0] < ids[2], "{ids:?}");
+        assert_ne!(ids[1], ids[2]);
+        assert!(ids[1].starts_with("af_g_0000000003e8"));
+        assert_eq!(ids[1].len(), "af_g_".len() + 12 + 22);
+        assert_eq!(TokenKind::of(&ids[1]), Some(TokenKind::Grant));
     }
 
     #[test]

@@ -46,7 +46,7 @@ pub struct TokenRequest<'a> {
 pub fn grant_record(state: &AppState, client_id: &str, subject: Option<&str>, ttl: Duration) -> Grant {
     let now = state.clock.now();
     Grant {
-        id: SecretToken::generate(TokenKind::Grant, &mut OsEntropy).expose().to_owned(),
+        id: authflow_core::token::grant_id(now, &mut OsEntropy),
         client_id: client_id.to_owned(),
         subject: subject.map(str::to_owned),
         created_at: now,

@@ -1,11 +1,10 @@
-//! Connections: which database a URL names, how each connection is configured, the reader list, the writer,
-//! the checkpointer, retries while another connection holds a lock, and error mapping.
+//! Connections: which database a URL names, how each connection is configured, the reader list, checkpoints,
+//! retries while another connection holds a lock, and error mapping.
 
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use rusqlite::{CachedStatement, Connection, ErrorCode, OpenFlags, Row, ToSql};
@@ -22,8 +21,11 @@ const MAX_PAUSE: Duration = Duration::from_millis(50);
 /// Room for every statement in `sql.rs`, so none is ever prepared twice on one connection.
 const STATEMENT_CACHE: usize = 64;
 
-/// How often the checkpointer copies the WAL back into the database file.
-const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+/// How often the writer copies the WAL back into the database file (and syncs it), when anything was written.
+pub(super) const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+/// The size the WAL file is cut back to after a checkpoint, when a burst of writes grew it beyond that.
+const WAL_SIZE_LIMIT: i64 = 64 << 20;
 
 // ---- what a URL names ------------------------------------------------------------------------------------
 
@@ -98,8 +100,6 @@ pub(super) enum Role {
     Writer,
     /// A read-only connection (`query_only`).
     Reader,
-    /// The background checkpointer's connection.
-    Checkpointer,
 }
 
 /// Open and configure a connection.
@@ -107,7 +107,7 @@ pub(super) enum Role {
 /// Readers have `busy_timeout` 0: SQLite's own wait for a lock sleeps the calling thread, which for them is a
 /// runtime thread; [`retry`] waits instead, asynchronously. The writer has a thread of its own, where waiting
 /// is fine: it waits up to [`BUSY_BUDGET`]. The writer has WAL mode's automatic checkpoints off: one would run
-/// inside a commit and fsync, holding up every write queued behind it; the checkpointer does it instead.
+/// inside a commit, before the group's answers; its thread runs them between groups instead (`writer`).
 pub(super) fn open(target: &Target, role: Role) -> rusqlite::Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = match target {
@@ -127,6 +127,7 @@ pub(super) fn open(target: &Target, role: Role) -> rusqlite::Result<Connection> 
             tracing::warn!(%mode, "SQLite refused WAL mode; reads and writes will wait for each other");
         }
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
     }
     if role == Role::Reader {
         conn.pragma_update(None, "query_only", true)?;
@@ -402,49 +403,20 @@ impl Readers {
     }
 }
 
-// ---- the checkpointer ------------------------------------------------------------------------------------
+// ---- checkpoints -----------------------------------------------------------------------------------------
 
-/// A thread that copies the WAL back into the database file every [`CHECKPOINT_EVERY`] on a connection of
-/// its own (the writer has automatic checkpoints off, see [`open`]), and once more when stopped.
+/// Copy the WAL back into the database file, `PASSIVE`ly: what a reader still needs stays for next time.
 ///
-/// A thread rather than a task on the runtime: it sleeps, then blocks in fsync, and it must go on as long as
-/// the store lives, whichever runtime the store is used from. It ends when the store is closed or dropped.
-#[derive(Debug)]
-pub(super) struct Checkpointer {
-    stop: mpsc::Sender<()>,
-    thread: JoinHandle<()>,
-}
-
-impl Checkpointer {
-    pub(super) fn start(target: &Target) -> StoreResult<Checkpointer> {
-        let conn = open(target, Role::Checkpointer).map_err(|e| store_error(e, "connection"))?;
-        // Nothing is ever sent: the sender's drop is the signal.
-        let (stop, stopped) = mpsc::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("authflow-sqlite-checkpoint".into())
-            .spawn(move || {
-                while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
-                    checkpoint(&conn);
-                }
-                checkpoint(&conn);
-            })
-            .map_err(StoreError::unavailable)?;
-        Ok(Checkpointer { stop, thread })
+/// Run by the writer's thread between groups, so no write lands while it runs: it copies the whole WAL
+/// (readers permitting), and the next write starts the WAL over from its beginning. A checkpoint run beside a
+/// steady stream of writes never catches up with them, and the WAL then grows without end.
+pub(super) fn checkpoint(conn: &Connection) -> Result<(), Fail> {
+    let (log, copied): (i64, i64) =
+        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| Ok((row.get(1)?, row.get(2)?)))?;
+    if copied < log {
+        tracing::debug!(log, copied, "SQLite WAL checkpoint incomplete: a reader still needs the rest");
     }
-
-    /// Stop the thread after a last checkpoint, and wait for it (blocking).
-    pub(super) fn stop(self) {
-        drop(self.stop);
-        let _ = self.thread.join();
-    }
-}
-
-/// `PASSIVE`: copy what no reader still needs, without waiting for anyone; what is left goes next time.
-fn checkpoint(conn: &Connection) {
-    let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get::<_, i64>(0));
-    if let Err(e) = done {
-        tracing::debug!(error = %e, "SQLite WAL checkpoint failed; trying again later");
-    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -38,6 +38,11 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         description: "grants subject",
         sql: include_str!("../../migrations/sqlite/0004_grants_subject.sql"),
     },
+    Migration {
+        version: 5,
+        description: "append friendly tokens",
+        sql: include_str!("../../migrations/sqlite/0005_append_friendly_tokens.sql"),
+    },
 ];
 
 const CREATE_HISTORY: &str = "CREATE TABLE authflow_migrations (version INTEGER PRIMARY KEY, \
@@ -172,6 +177,38 @@ mod tests {
         let err = run(&mut conn).unwrap_err().into_store("migration");
         assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
         assert!(foreign_keys(&conn), "enforcement is back on after a failure too");
+    }
+
+    /// Version 5 rebuilds the grant and token tables: what a version-4 database held is all still there.
+    #[test]
+    fn rebuilding_the_token_tables_keeps_their_rows() {
+        let mut conn = open(&Target::Memory, Role::Writer).unwrap();
+        conn.execute_batch(CREATE_HISTORY).unwrap();
+        for m in &MIGRATIONS[..4] {
+            conn.execute_batch(m.sql).unwrap();
+            conn.execute(RECORD, rusqlite::params![m.version, m.description, 0]).unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO clients (id, metadata, origin, created_at) VALUES ('c', '{}', 'static', 1);
+             INSERT INTO grants (id, client_id, subject, created_at, expires_at) VALUES ('g', 'c', 'alice', 1, 9);
+             INSERT INTO access_tokens (token_hash, grant_id, client_id, subject, resources, issued_at, expires_at)
+                 VALUES (zeroblob(32), 'g', 'c', 'alice', '[]', 1, 5);
+             INSERT INTO refresh_tokens (token_hash, grant_id, client_id, resources, issued_at, expires_at, rotated_at)
+                 VALUES (randomblob(32), 'g', 'c', '[]', 1, 9, 3);",
+        )
+        .unwrap();
+        run(&mut conn).unwrap();
+        assert_eq!(history(&conn), complete());
+        let count = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
+        assert_eq!(count("SELECT count(*) FROM grants WHERE id = 'g' AND subject = 'alice' AND expires_at = 9"), 1);
+        assert_eq!(count("SELECT count(*) FROM access_tokens WHERE token_hash = zeroblob(32) AND grant_id = 'g'"), 1);
+        assert_eq!(count("SELECT count(*) FROM refresh_tokens WHERE rotated_at = 3"), 1);
+        // The hash stays unique, and the cascade from a grant to its tokens still holds.
+        let twice = "INSERT INTO access_tokens (token_hash, grant_id, client_id, resources, issued_at, expires_at) \
+                     VALUES (zeroblob(32), 'g', 'c', '[]', 2, 6)";
+        assert!(conn.execute(twice, []).is_err());
+        conn.execute("DELETE FROM grants WHERE id = 'g'", []).unwrap();
+        assert_eq!(count("SELECT (SELECT count(*) FROM access_tokens) + (SELECT count(*) FROM refresh_tokens)"), 0);
     }
 
     #[test]
