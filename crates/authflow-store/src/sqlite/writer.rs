@@ -10,19 +10,19 @@
 //! while another process writes), and a lock handed from task to task idles until the next task is
 //! scheduled.
 //!
-//! The thread also runs the **checkpoints**, between two groups, once per [`CHECKPOINT_EVERY`] when anything
-//! was written: with no write landing meanwhile, a checkpoint copies the whole WAL and the next write starts
-//! the WAL over, so under a steady stream of writes it stays the size of what one interval writes.
+//! Between two groups, the thread also copies the tail of the WAL that a background checkpoint left behind
+//! (`checkpoint`).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
-use super::conn::{checkpoint, closed, open, Fail, Role, Target, CHECKPOINT_EVERY};
+use super::checkpoint::{checkpoint, Tail};
+use super::conn::{closed, open, Fail, Role, Target};
 use crate::{StoreError, StoreResult};
 
 /// The most writes one transaction takes.
@@ -126,9 +126,6 @@ impl Held {
 
     /// A checkpoint; a failure is only logged: the WAL keeps what was not copied, for the next one.
     fn checkpoint(&mut self) {
-        if self.target == Target::Memory {
-            return;
-        }
         if let Err(fail) = self.call(|conn| checkpoint(conn)) {
             tracing::warn!(error = %fail, "SQLite WAL checkpoint failed; trying again later");
         }
@@ -168,18 +165,15 @@ impl std::fmt::Debug for Job {
 
 impl Writer {
     /// Start the thread with `conn`, the writer's connection to `target`.
-    pub(super) fn start(target: Target, conn: Connection) -> StoreResult<Writer> {
-        Writer::start_checkpointing_every(target, conn, CHECKPOINT_EVERY)
-    }
-
-    fn start_checkpointing_every(target: Target, conn: Connection, every: Duration) -> StoreResult<Writer> {
+    /// Start the thread with `conn`, the writer's connection to `target`; it copies the tails `tail` reports.
+    pub(super) fn start(target: Target, conn: Connection, tail: Tail) -> StoreResult<Writer> {
         let held = Arc::new(Mutex::new(Held { target, conn: Some(conn), closed: false }));
         let (jobs, queue) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("authflow-sqlite-writer".into())
             .spawn({
                 let held = held.clone();
-                move || serve(&held, &queue, every)
+                move || serve(&held, &queue, &tail)
             })
             .map_err(StoreError::unavailable)?;
         Ok(Writer { jobs: Mutex::new(Some(jobs)), held, thread: Mutex::new(Some(thread)) })
@@ -239,31 +233,21 @@ impl Writer {
     }
 }
 
-/// The thread: groups of writes, and a checkpoint every `every` when something was written, until the
-/// handle is closed or dropped.
-fn serve(held: &Mutex<Held>, queue: &mpsc::Receiver<Job>, every: Duration) {
+/// The thread: groups of writes, and the tails of checkpoints between them, until the handle is closed or
+/// dropped.
+fn serve(held: &Mutex<Held>, queue: &mpsc::Receiver<Job>, tail: &Tail) {
     let mut next = None;
-    // When the WAL was last copied back, and whether anything was committed since.
-    let mut checkpointed = Instant::now();
-    let mut written = false;
     loop {
-        if written && checkpointed.elapsed() >= every {
+        if tail.take() {
             lock(held).checkpoint();
-            (checkpointed, written) = (Instant::now(), false);
         }
         let job = match next.take() {
             Some(job) => job,
-            None if written => match queue.recv_timeout(every.saturating_sub(checkpointed.elapsed())) {
-                Ok(job) => job,
-                Err(mpsc::RecvTimeoutError::Timeout) => continue,
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            },
             None => match queue.recv() {
                 Ok(job) => job,
                 Err(mpsc::RecvError) => break,
             },
         };
-        written = true;
         match job {
             Job::Alone(mut call) => {
                 if call.abandoned() {
@@ -310,9 +294,6 @@ fn serve(held: &Mutex<Held>, queue: &mpsc::Receiver<Job>, every: Duration) {
         }
     }
     let mut held = lock(held);
-    if written {
-        held.checkpoint();
-    }
     held.closed = true;
     held.conn = None;
 }
@@ -360,7 +341,7 @@ mod tests {
     fn memory_writer() -> Writer {
         let conn = open(&Target::Memory, Role::Writer).unwrap();
         conn.execute_batch("CREATE TABLE t (k TEXT PRIMARY KEY)").unwrap();
-        Writer::start(Target::Memory, conn).unwrap()
+        Writer::start(Target::Memory, conn, Tail::default()).unwrap()
     }
 
     fn insert(k: &'static str) -> impl FnOnce(&mut Connection) -> Result<(), Fail> + Send + 'static {
@@ -441,40 +422,6 @@ mod tests {
         assert!(matches!(panicked.map_err(|f| f.into_store("row")), Err(StoreError::Unavailable(_))));
         writer.write(Duration::from_secs(30), insert("after")).await.unwrap();
         assert_eq!(keys(&writer), ["after"]);
-    }
-
-    /// Writes that never pause, spread over the B-tree like token hashes: the checkpoints between groups
-    /// keep starting the WAL over. (A checkpoint beside the writes, never catching up, let it grow with
-    /// every write: gigabytes in seconds under load.)
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn under_steady_writes_the_wal_keeps_starting_over() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("steady.db");
-        let conn = open(&Target::File(path.clone()), Role::Writer).unwrap();
-        conn.execute_batch("CREATE TABLE t (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID").unwrap();
-        let every = Duration::from_millis(10);
-        let writer = Arc::new(Writer::start_checkpointing_every(Target::File(path.clone()), conn, every).unwrap());
-        let tasks = (0..8u64).map(|task| {
-            let writer = writer.clone();
-            tokio::spawn(async move {
-                for i in 0..3_000u64 {
-                    let key = ((task << 32) | i).wrapping_mul(0x9E37_79B9_7F4A_7C15).to_be_bytes();
-                    let write = move |conn: &mut Connection| {
-                        conn.execute("INSERT INTO t (k, v) VALUES (?1, zeroblob(400))", [&key[..]])?;
-                        Ok(())
-                    };
-                    writer.write(Duration::from_secs(30), write).await.unwrap();
-                }
-            })
-        });
-        for task in tasks.collect::<Vec<_>>() {
-            task.await.unwrap();
-        }
-        let size = |suffix: &str| std::fs::metadata(dir.path().join(format!("steady.db{suffix}"))).unwrap().len();
-        let (database, wal) = (size(""), size("-wal"));
-        assert!(database > 8 << 20, "every row reached the database file: {database} bytes");
-        assert!(wal < database / 2, "the WAL ({wal} bytes) holds about one interval's writes, not all of them");
-        writer.close().expect("the thread").join().unwrap();
     }
 
     #[tokio::test]
