@@ -15,8 +15,8 @@
 //!   thread waits for them (up to 5 s); readers, on the runtime's threads, have SQLite's `busy_timeout` at 0
 //!   and retry after asynchronous pauses instead, for up to 5 s, then fail with [`StoreError::Unavailable`].
 //! - **Checkpoints** (copying the WAL back into the database file, with an fsync) would otherwise run inside
-//!   some commit; a background thread runs them four times a second instead, and the writer's thread copies
-//!   what writes added meanwhile, between two groups, so that the WAL starts over.
+//!   some commit; a background thread runs them four times a second instead, and once the WAL reaches 32 MiB
+//!   the writer's thread copies what writes added meanwhile, between two groups, so that the WAL starts over.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), authflow_store::StoreError> {
@@ -38,7 +38,7 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
-use self::checkpoint::{Checkpointer, Tail, CHECKPOINT_EVERY};
+use self::checkpoint::{Checkpointer, Tail, CHECKPOINT_EVERY, TAIL_FRAMES};
 use self::conn::{open, retry, Fail, Readers, Role, Target, BUSY_BUDGET};
 use self::writer::Writer;
 use crate::{StoreError, StoreResult};
@@ -88,7 +88,8 @@ impl SqliteStore {
             Target::File(_) => {
                 let started = {
                     let target = target.clone();
-                    blocking(move || Checkpointer::start(&target, CHECKPOINT_EVERY).map_err(Fail::from)).await
+                    blocking(move || Checkpointer::start(&target, CHECKPOINT_EVERY, TAIL_FRAMES).map_err(Fail::from))
+                        .await
                 };
                 let (checkpointer, tail) = started.map_err(|fail| fail.into_store("connection"))?;
                 (Some(Readers::new(target.clone(), max_connections)), Some(checkpointer), tail)
