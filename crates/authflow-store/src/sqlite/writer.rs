@@ -164,7 +164,6 @@ impl std::fmt::Debug for Job {
 }
 
 impl Writer {
-    /// Start the thread with `conn`, the writer's connection to `target`.
     /// Start the thread with `conn`, the writer's connection to `target`; it copies the tails `tail` reports.
     pub(super) fn start(target: Target, conn: Connection, tail: Tail) -> StoreResult<Writer> {
         let held = Arc::new(Mutex::new(Held { target, conn: Some(conn), closed: false }));
