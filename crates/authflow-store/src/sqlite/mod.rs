@@ -149,7 +149,7 @@ impl SqliteStore {
     async fn write<T: Send + 'static>(
         &self,
         what: &'static str,
-        op: impl FnOnce(&mut Connection) -> Result<T, Fail> + Send + 'static,
+        op: impl Fn(&mut Connection) -> Result<T, Fail> + Send + 'static,
     ) -> StoreResult<T> {
         self.inner.writer.write(self.busy_budget, op).await.map_err(|fail| fail.into_store(what))
     }
@@ -308,8 +308,11 @@ mod tests {
         let busy = tokio::spawn({
             let store = store.clone();
             async move {
+                let started = std::sync::Mutex::new(Some(started));
                 let hold = move |_: &mut Connection| {
-                    let _ = started.send(());
+                    if let Some(started) = started.lock().unwrap().take() {
+                        let _ = started.send(());
+                    }
                     // Released by a message or by the sender's drop alike.
                     let _ = released.recv();
                     Ok(())
