@@ -6,9 +6,11 @@
 //! answers them once the commit is done. A write that fails must roll back alone: the group is then rolled
 //! back and run again with a savepoint per write (writes are closures that can run twice). Savepoints only
 //! on that path, because one per write in every group cost ~15 % of the writer's time, writing each changed
-//! page's old content to a sub-journal. Idle, a write waits for nobody; under load one commit, with the WAL frames of every page the
-//! group's writes touched, serves the whole group, where one commit per write rewrote the same index pages
-//! again and again. A thread rather than a lock on the runtime: it may block (SQLite's `busy_timeout`,
+//! page's old content to a sub-journal.
+//!
+//! Idle, a write waits for nobody; under load one commit, with the WAL frames of every page the group's
+//! writes touched, serves the whole group, where one commit per write rewrote the same index pages again
+//! and again. A thread rather than a lock on the runtime: it may block (SQLite's `busy_timeout`,
 //! while another process writes), and a lock handed from task to task idles until the next task is
 //! scheduled.
 //!
