@@ -351,6 +351,8 @@ fn transaction(conn: &mut Connection, group: &mut [Box<dyn Pending>], savepoints
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use super::*;
 
     fn memory_writer() -> Writer {
@@ -400,11 +402,11 @@ mod tests {
     /// Inserts each of `keys` in turn, counting its runs.
     fn insert_all(
         keys: &'static [&'static str],
-        runs: &Arc<std::sync::atomic::AtomicUsize>,
+        runs: &Arc<AtomicUsize>,
     ) -> impl Fn(&mut Connection) -> Result<(), Fail> + Send + 'static {
         let runs = runs.clone();
         move |conn| {
-            runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            runs.fetch_add(1, Ordering::Relaxed);
             for k in keys {
                 conn.execute("INSERT INTO t (k) VALUES (?1)", [k])?;
             }
@@ -418,7 +420,7 @@ mod tests {
         group: Vec<&'static [&'static str]>,
     ) -> (Vec<Result<(), Fail>>, Vec<usize>) {
         let (release, busy) = occupy(writer);
-        let counters: Vec<_> = group.iter().map(|_| Arc::new(std::sync::atomic::AtomicUsize::new(0))).collect();
+        let counters: Vec<_> = group.iter().map(|_| Arc::new(AtomicUsize::new(0))).collect();
         let writes: Vec<_> = group
             .iter()
             .zip(&counters)
@@ -434,7 +436,7 @@ mod tests {
         for write in writes {
             outcomes.push(write.await.unwrap());
         }
-        (outcomes, counters.iter().map(|c| c.load(std::sync::atomic::Ordering::Relaxed)).collect())
+        (outcomes, counters.iter().map(|c| c.load(Ordering::Relaxed)).collect())
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
