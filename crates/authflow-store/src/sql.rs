@@ -577,8 +577,8 @@ pub(crate) const PURGE_CLIENTS: &str = "DELETE FROM clients WHERE expires_at <= 
 /// (PostgreSQL; SQLite has its own implementation over rusqlite in `crate::sqlite`).
 ///
 /// The backend provides these inherent methods:
-/// - `async fn read(&self) -> StoreResult<Lease<'_, Connection>>`: a connection for reads;
-/// - `async fn write(&self) -> StoreResult<Lease<'_, Connection>>`: a connection for writes;
+/// - `async fn read(&self) -> StoreResult<Lease<'_>>`: a connection for reads;
+/// - `async fn write(&self) -> StoreResult<Lease<'_>>`: a connection for writes;
 /// - `async fn begin(conn: &mut Connection) -> StoreResult<sqlx::Transaction<'_, $db>>`: a write transaction;
 /// - `async fn begin_purge(conn: &mut Connection) -> StoreResult<sqlx::Transaction<'_, $db>>`: the purge's
 ///   transaction (PostgreSQL serialises purges across replicas there);
