@@ -12,6 +12,7 @@ use std::time::Duration;
 use authflow_core::pkce::{CodeChallenge, CodeChallengeMethod, CodeVerifier};
 use authflow_core::ratelimit::RateLimit;
 use authflow_core::ssrf::SsrfPolicy;
+use authflow_core::token::grant_id;
 use authflow_core::{ClientAuthMethod, GrantType, Scope, SecretToken, TokenKind};
 use authflow_resource::{BearerAuthLayer, IntrospectionVerifier, SafeHttpClient, TokenVerifier};
 use authflow_server::{AuthServer, Clock, OsEntropy, Policy, SystemClock};
@@ -153,8 +154,9 @@ async fn add_client(
     grants: &[GrantType],
     resources: &[&str],
 ) -> Result<Option<String>, Error> {
+    let now = SystemClock.now();
     let secret =
-        (method != ClientAuthMethod::None).then(|| SecretToken::generate(TokenKind::ClientSecret, &mut OsEntropy));
+        (method != ClientAuthMethod::None).then(|| SecretToken::generate(TokenKind::ClientSecret, now, &mut OsEntropy));
     let client = Client {
         client_id: id.to_owned(),
         secret_hash: secret.as_ref().map(SecretToken::hash),
@@ -175,7 +177,7 @@ async fn add_client(
             extra: Default::default(),
         },
         origin: ClientOrigin::Admin,
-        created_at: SystemClock.now(),
+        created_at: now,
         expires_at: None,
         disabled: false,
     };
@@ -195,7 +197,7 @@ async fn mint_codes(store: Arc<dyn Store>, client_id: &str, challenge: &str, n: 
             let mut codes = Vec::with_capacity(count);
             for _ in 0..count {
                 let grant = Grant {
-                    id: SecretToken::generate(TokenKind::Grant, &mut OsEntropy).expose().to_owned(),
+                    id: grant_id(now, &mut OsEntropy),
                     client_id: client_id.clone(),
                     subject: Some(USER.to_owned()),
                     created_at: now,
@@ -203,7 +205,7 @@ async fn mint_codes(store: Arc<dyn Store>, client_id: &str, challenge: &str, n: 
                     revoked_at: None,
                 };
                 store.insert_grant(&grant).await?;
-                let code = SecretToken::generate(TokenKind::AuthorizationCode, &mut OsEntropy);
+                let code = SecretToken::generate(TokenKind::AuthorizationCode, now, &mut OsEntropy);
                 store
                     .insert_code(&AuthorizationCode {
                         code_hash: code.hash(),

@@ -146,9 +146,10 @@ pub fn generate_user_code(entropy: &mut impl Entropy) -> UserCode {
     UserCode(code)
 }
 
-/// A fresh device code: 256 random bits with the `af_dc_` prefix. Store only its hash.
-pub fn generate_device_code(entropy: &mut impl Entropy) -> SecretToken {
-    SecretToken::generate(TokenKind::DeviceCode, entropy)
+/// A fresh device code, issued at `issued_at`: 256 random bits with the `af_dc_` prefix and the time. Store
+/// only its hash.
+pub fn generate_device_code(issued_at: UnixTime, entropy: &mut impl Entropy) -> SecretToken {
+    SecretToken::generate(TokenKind::DeviceCode, issued_at, entropy)
 }
 
 /// The server's device-flow settings.
@@ -367,7 +368,7 @@ mod tests {
 
     fn grant_at(now: UnixTime) -> DeviceGrant {
         let mut e = SeededEntropy::new(9);
-        let code = generate_device_code(&mut e);
+        let code = generate_device_code(now, &mut e);
         let user = generate_user_code(&mut e);
         DeviceGrant::new(code.hash(), &user, "tv", None, vec![], &DevicePolicy::default(), now)
     }
@@ -489,15 +490,15 @@ mod tests {
         assert_eq!(seen.len(), USER_CODE_ALPHABET.len(), "every letter appears");
         assert_eq!(USER_CODE_ALPHABET.len(), 20);
         assert!(!USER_CODE_ALPHABET.contains(['A', 'E', 'I', 'O', 'U', 'Y']));
-        let dc = generate_device_code(&mut e);
+        let dc = generate_device_code(secs(100), &mut e);
         assert_eq!(TokenKind::of(dc.expose()), Some(TokenKind::DeviceCode));
-        assert_eq!(dc.expose().len(), "af_dc_".len() + 43);
+        assert_eq!(dc.expose().len(), "af_dc_".len() + 12 + 43);
     }
 
     #[test]
     fn authorization_response() {
         let mut e = SeededEntropy::new(5);
-        let (dc, uc) = (generate_device_code(&mut e), UserCode::normalise("WDJBMJHT").unwrap());
+        let (dc, uc) = (generate_device_code(secs(100), &mut e), UserCode::normalise("WDJBMJHT").unwrap());
         let g = DeviceGrant::new(dc.hash(), &uc, "tv", None, vec![], &DevicePolicy::default(), secs(100));
         assert_eq!(g.user_code, "WDJBMJHT");
         let uri = url::Url::parse("https://as.example/device").unwrap();

@@ -2,7 +2,12 @@
 //!
 //! Every credential authflow hands out (access and refresh tokens, codes, client secrets, registration
 //! tokens, device codes) is 256 random bits, base64url-encoded, behind a short prefix naming its kind so a
-//! leaked one is recognisable (and greppable by secret scanners). Only the SHA-256 hash is ever stored.
+//! leaked one is recognisable (and greppable by secret scanners). Only a hash is ever stored.
+//!
+//! The credentials stored once per issuance (access and refresh tokens, authorization and device codes)
+//! also carry their issue time, and their stored hash starts with it: storage then appends each new one at
+//! the end of its index, where a purely random key put every insert on a page of its own. See
+//! [`TokenHash::of`].
 
 use std::fmt;
 
@@ -16,6 +21,15 @@ use crate::time::UnixTime;
 
 /// Random bytes in every credential: 256 bits.
 pub const SECRET_BYTES: usize = 32;
+
+/// [`SECRET_BYTES`] in base64url, unpadded.
+const SECRET_CHARS: usize = 43;
+
+/// Hex digits of the issue time (48 bits of milliseconds, which last until the year 10889).
+const TIME_DIGITS: usize = 12;
+
+/// The bytes of a time-keyed credential's hash that hold its issue time.
+const TIME_BYTES: usize = 6;
 
 /// What a credential is for; decides its prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -50,6 +64,15 @@ impl TokenKind {
         }
     }
 
+    /// Whether credentials of this kind carry their issue time and are stored under it (see the module
+    /// docs): those stored once per issuance.
+    pub const fn time_keyed(self) -> bool {
+        matches!(
+            self,
+            TokenKind::AccessToken | TokenKind::RefreshToken | TokenKind::AuthorizationCode | TokenKind::DeviceCode
+        )
+    }
+
     /// The kind named by a credential's prefix, if any.
     pub fn of(token: &str) -> Option<TokenKind> {
         use TokenKind::*;
@@ -75,16 +98,34 @@ impl TokenKind {
 /// assert!(earlier.starts_with("af_g_018bcfe56800"));
 /// ```
 pub fn grant_id(created_at: UnixTime, entropy: &mut impl Entropy) -> String {
-    use std::fmt::Write;
     let mut random = [0u8; 16];
     entropy.fill_bytes(&mut random);
     let prefix = TokenKind::Grant.prefix();
-    let mut id = String::with_capacity(prefix.len() + 12 + 22);
+    let mut id = String::with_capacity(prefix.len() + TIME_DIGITS + 22);
     id.push_str(prefix);
-    // 48 bits of milliseconds last until the year 10889.
-    let _ = write!(id, "{:012x}", created_at.as_millis() & 0xffff_ffff_ffff);
+    push_time(&mut id, created_at);
     URL_SAFE_NO_PAD.encode_string(random, &mut id);
     id
+}
+
+/// `at` as [`TIME_DIGITS`] lower-case hex digits of milliseconds, which sort as the times do.
+fn push_time(s: &mut String, at: UnixTime) {
+    use std::fmt::Write;
+    let _ = write!(s, "{:0width$x}", at.as_millis() & 0xffff_ffff_ffff, width = TIME_DIGITS);
+}
+
+/// The issue time a time-keyed credential carries: its [`TIME_DIGITS`] after the prefix, in milliseconds.
+/// `None` for any other value, including credentials issued before they carried it (no digits: their body
+/// is [`SECRET_CHARS`] long).
+fn issue_time(value: &str) -> Option<u64> {
+    let kind = TokenKind::of(value).filter(|kind| kind.time_keyed())?;
+    let body = &value[kind.prefix().len()..];
+    let digits = body.get(..TIME_DIGITS)?;
+    let hex = digits.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    if body.len() != TIME_DIGITS + SECRET_CHARS || !hex {
+        return None;
+    }
+    u64::from_str_radix(digits, 16).ok()
 }
 
 /// A credential in clear text. Its `Debug` and `Display` never show the value, so it cannot leak into logs
@@ -93,12 +134,26 @@ pub fn grant_id(created_at: UnixTime, entropy: &mut impl Entropy) -> String {
 pub struct SecretToken(String);
 
 impl SecretToken {
-    /// A fresh credential of `kind` with [`SECRET_BYTES`] of entropy.
-    pub fn generate(kind: TokenKind, entropy: &mut impl Entropy) -> Self {
+    /// A fresh credential of `kind` with [`SECRET_BYTES`] of entropy, issued at `issued_at` (which a
+    /// [time-keyed](TokenKind::time_keyed) kind carries after its prefix, and the others ignore).
+    ///
+    /// ```
+    /// # use authflow_core::{SecretToken, TokenKind, UnixTime};
+    /// # let mut entropy = authflow_core::entropy::SeededEntropy::new(7);
+    /// let at = UnixTime::from_secs(1_700_000_000);
+    /// let token = SecretToken::generate(TokenKind::AccessToken, at, &mut entropy);
+    /// assert!(token.expose().starts_with("af_at_018bcfe56800"));
+    /// let secret = SecretToken::generate(TokenKind::ClientSecret, at, &mut entropy);
+    /// assert_eq!(secret.expose().len(), "af_cs_".len() + 43);
+    /// ```
+    pub fn generate(kind: TokenKind, issued_at: UnixTime, entropy: &mut impl Entropy) -> Self {
         let mut bytes = [0u8; SECRET_BYTES];
         entropy.fill_bytes(&mut bytes);
-        let mut s = String::with_capacity(kind.prefix().len() + 43);
+        let mut s = String::with_capacity(kind.prefix().len() + TIME_DIGITS + SECRET_CHARS);
         s.push_str(kind.prefix());
+        if kind.time_keyed() {
+            push_time(&mut s, issued_at);
+        }
         URL_SAFE_NO_PAD.encode_string(bytes, &mut s);
         SecretToken(s)
     }
@@ -126,14 +181,34 @@ impl fmt::Debug for SecretToken {
     }
 }
 
-/// SHA-256 of a credential: what storage keeps and looks up. Equality is constant-time.
+/// The hash of a credential: what storage keeps and looks up. Equality is constant-time.
 #[derive(Clone, Copy, Eq)]
 pub struct TokenHash([u8; 32]);
 
 impl TokenHash {
-    /// Hash a clear-text credential.
+    /// Hash a clear-text credential: its SHA-256, whose first 6 bytes a time-keyed credential replaces
+    /// with its issue time (milliseconds, big-endian).
+    ///
+    /// Those hashes sort by issue time, so an index of them grows at its end. What remains of the SHA-256,
+    /// 208 bits, still cannot be turned back into the credential, and the time it gives away is the
+    /// `issued_at` stored beside it. A credential without the time (any other kind, or one issued before
+    /// credentials carried it) keeps its plain SHA-256.
+    ///
+    /// ```
+    /// # use authflow_core::{SecretToken, TokenHash, TokenKind, UnixTime};
+    /// # let mut entropy = authflow_core::entropy::SeededEntropy::new(7);
+    /// let at = |secs| UnixTime::from_secs(secs);
+    /// let first = SecretToken::generate(TokenKind::RefreshToken, at(1_700_000_001), &mut entropy);
+    /// let second = SecretToken::generate(TokenKind::RefreshToken, at(1_700_000_002), &mut entropy);
+    /// assert!(first.hash().as_bytes() < second.hash().as_bytes());
+    /// assert_eq!(first.hash().as_bytes()[..6], [0x01, 0x8b, 0xcf, 0xe5, 0x6b, 0xe8]);
+    /// ```
     pub fn of(value: &str) -> Self {
-        TokenHash(Sha256::digest(value.as_bytes()).into())
+        let mut hash: [u8; 32] = Sha256::digest(value.as_bytes()).into();
+        if let Some(ms) = issue_time(value) {
+            hash[..TIME_BYTES].copy_from_slice(&ms.to_be_bytes()[8 - TIME_BYTES..]);
+        }
+        TokenHash(hash)
     }
 
     /// From the 32 stored bytes.
@@ -194,17 +269,20 @@ mod tests {
     #[test]
     fn generated_tokens_have_prefix_and_256_bits() {
         let mut e = SeededEntropy::new(3);
-        let t = SecretToken::generate(TokenKind::AccessToken, &mut e);
-        assert!(t.expose().starts_with("af_at_"));
-        assert_eq!(t.expose().len(), "af_at_".len() + 43);
+        let at = UnixTime::from_millis(1_000);
+        let t = SecretToken::generate(TokenKind::AccessToken, at, &mut e);
+        assert!(t.expose().starts_with("af_at_0000000003e8"));
+        assert_eq!(t.expose().len(), "af_at_".len() + 12 + 43);
         assert_eq!(TokenKind::of(t.expose()), Some(TokenKind::AccessToken));
-        let u = SecretToken::generate(TokenKind::AccessToken, &mut e);
-        assert_ne!(t, u);
+        let u = SecretToken::generate(TokenKind::AccessToken, at, &mut e);
+        assert_ne!(t, u, "the same millisecond, other random bits");
+        let secret = SecretToken::generate(TokenKind::ClientSecret, at, &mut e);
+        assert_eq!(secret.expose().len(), "af_cs_".len() + 43, "no time in a kind that is not time-keyed");
     }
 
     #[test]
     fn debug_never_shows_the_secret() {
-        let t = SecretToken::generate(TokenKind::RefreshToken, &mut SeededEntropy::new(1));
+        let t = SecretToken::generate(TokenKind::RefreshToken, UnixTime::EPOCH, &mut SeededEntropy::new(1));
         let shown = format!("{t:?}");
         assert!(!shown.contains(&t.expose()["af_rt_".len()..]));
         assert_eq!(shown, "SecretToken(af_rt_…)");
@@ -219,6 +297,53 @@ mod tests {
         assert_eq!(TokenHash::from_slice(&[0u8; 31]), None);
         // Known SHA-256 vector.
         assert_eq!(TokenHash::of("abc").to_hex(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+
+    #[test]
+    fn time_keyed_hashes_sort_by_issue_time_and_keep_the_rest_of_the_sha256() {
+        let mut e = SeededEntropy::new(9);
+        let at = |ms| UnixTime::from_millis(ms);
+        for kind in
+            [TokenKind::AccessToken, TokenKind::RefreshToken, TokenKind::AuthorizationCode, TokenKind::DeviceCode]
+        {
+            let tokens = [999, 1_000, 1_000, 0xffff_ffff_ffff].map(|ms| SecretToken::generate(kind, at(ms), &mut e));
+            let hashes = tokens.each_ref().map(SecretToken::hash);
+            assert_eq!(hashes[1].as_bytes()[..6], [0, 0, 0, 0, 3, 0xe8], "{kind:?}");
+            assert!(hashes[0].as_bytes() < hashes[1].as_bytes() && hashes[2].as_bytes() < hashes[3].as_bytes());
+            assert_ne!(hashes[1], hashes[2], "{kind:?}: the same millisecond");
+            for (token, hash) in tokens.iter().zip(&hashes) {
+                let sha256: [u8; 32] = Sha256::digest(token.expose().as_bytes()).into();
+                assert_eq!(hash.as_bytes()[6..], sha256[6..]);
+                assert!(hash.matches(token.expose()));
+            }
+        }
+    }
+
+    #[test]
+    fn anything_else_keeps_its_plain_sha256() {
+        let sha256 = |v: &str| -> [u8; 32] { Sha256::digest(v.as_bytes()).into() };
+        let body = "A".repeat(43);
+        let digits = "0000000003e8";
+        let cases = [
+            // Issued before credentials carried their time: the body is the 43 random characters alone.
+            format!("af_at_{body}"),
+            format!("af_at_{}", &format!("{digits}{body}")[..43]),
+            // Kinds that are not time-keyed.
+            format!("af_cs_{digits}{body}"),
+            format!("af_rat_{digits}{body}"),
+            // Not the shape: upper-case or non-hex digits, a character short or over, no prefix, not ASCII.
+            format!("af_at_0000000003E8{body}"),
+            format!("af_at_00000000003g{body}"),
+            format!("af_at_{digits}{}", &body[1..]),
+            format!("af_at_{digits}{body}A"),
+            format!("{digits}{body}"),
+            format!("af_at_00000000é{body}"),
+        ];
+        for value in &cases {
+            assert_eq!(TokenHash::of(value).as_bytes(), &sha256(value), "{value}");
+        }
+        let keyed = format!("af_rt_{digits}{body}");
+        assert_ne!(TokenHash::of(&keyed).as_bytes(), &sha256(&keyed));
     }
 
     #[test]

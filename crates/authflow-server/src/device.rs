@@ -65,7 +65,7 @@ pub(crate) async fn authorization(
     let scope = rules::decide_scope(&state, &client.client, params.get("scope"))?;
     let resources = rules::decide_resources(&state, &client.client, params.get("resource"))?;
     let now = state.clock.now();
-    let device_code = generate_device_code(&mut OsEntropy);
+    let device_code = generate_device_code(now, &mut OsEntropy);
     // A user code is short, so two live ones may collide: draw again (storage refuses duplicates).
     let mut attempts = 0;
     let (user_code, grant) = loop {

@@ -72,7 +72,7 @@ async fn access_token(state: &AppState, req: &TokenRequest<'_>) -> Result<(Secre
     let now = state.clock.now();
     let expires_at = (now + state.policy.access_token_ttl).min(req.grant.expires_at);
     let token = match state.policy.access_token_format {
-        AccessTokenFormat::Opaque => SecretToken::generate(TokenKind::AccessToken, &mut OsEntropy),
+        AccessTokenFormat::Opaque => SecretToken::generate(TokenKind::AccessToken, now, &mut OsEntropy),
         AccessTokenFormat::Jwt => SecretToken::from_presented(jwt_access_token(state, req, now, expires_at).await?),
     };
     let record = AccessToken {
@@ -125,7 +125,7 @@ pub fn refresh_token(
     resources: Vec<String>,
 ) -> (SecretToken, RefreshToken) {
     let now: UnixTime = state.clock.now();
-    let token = SecretToken::generate(TokenKind::RefreshToken, &mut OsEntropy);
+    let token = SecretToken::generate(TokenKind::RefreshToken, now, &mut OsEntropy);
     let record = RefreshToken {
         token_hash: token.hash(),
         grant_id: grant.id.clone(),

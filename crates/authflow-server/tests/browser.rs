@@ -270,7 +270,11 @@ where
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let driver = Arc::new(Driver::start().await);
-    let unique = authflow_core::SecretToken::generate(authflow_core::TokenKind::Grant, &mut OsEntropy);
+    let unique = authflow_core::SecretToken::generate(
+        authflow_core::TokenKind::Grant,
+        authflow_core::UnixTime::EPOCH,
+        &mut OsEntropy,
+    );
     let profile = std::env::temp_dir().join(format!("authflow-chromium-{}", &unique.expose()[5..21]));
     std::fs::create_dir_all(&profile).unwrap();
     let browser = driver.session(&profile).await;

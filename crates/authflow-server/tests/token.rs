@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use authflow_core::jose::{jws, Algorithm, PrivateKey};
 use authflow_core::pkce::{CodeChallenge, CodeChallengeMethod, CodeVerifier};
-use authflow_core::{ClientAuthMethod, GrantType, Scope, SecretToken, TokenKind};
+use authflow_core::{ClientAuthMethod, GrantType, Scope, SecretToken, TokenKind, UnixTime};
 use authflow_server::OsEntropy;
 use authflow_store::{AuthorizationCode, Grant, StoreError, User};
 use common::{Backend, ClientSpec, TestServer};
@@ -29,7 +29,7 @@ async fn seed_code(s: &TestServer, client_id: &str, scope: &str, resources: &[&s
         Err(e) => panic!("insert user: {e}"),
     }
     let grant = Grant {
-        id: SecretToken::generate(TokenKind::Grant, &mut OsEntropy).expose().to_owned(),
+        id: authflow_core::token::grant_id(now, &mut OsEntropy),
         client_id: client_id.into(),
         subject: Some("user-1".into()),
         created_at: now,
@@ -38,7 +38,7 @@ async fn seed_code(s: &TestServer, client_id: &str, scope: &str, resources: &[&s
     };
     s.store.insert_grant(&grant).await.unwrap();
     let verifier = CodeVerifier::generate(&mut OsEntropy);
-    let code = SecretToken::generate(TokenKind::AuthorizationCode, &mut OsEntropy);
+    let code = SecretToken::generate(TokenKind::AuthorizationCode, now, &mut OsEntropy);
     s.store
         .insert_code(&AuthorizationCode {
             code_hash: code.hash(),
@@ -516,7 +516,7 @@ fn assertion_claims(s: &TestServer, client_id: &str, overrides: Value) -> Value 
     let now = s.clock_now().as_secs();
     let mut claims = json!({
         "iss": client_id, "sub": client_id, "aud": s.url("/token"),
-        "exp": now + 120, "iat": now, "jti": SecretToken::generate(TokenKind::Grant, &mut OsEntropy).expose(),
+        "exp": now + 120, "iat": now, "jti": SecretToken::generate(TokenKind::Grant, UnixTime::EPOCH, &mut OsEntropy).expose(),
     });
     for (k, v) in overrides.as_object().unwrap() {
         if v.is_null() {

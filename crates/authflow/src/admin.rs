@@ -201,7 +201,8 @@ pub fn build_client(args: ClientAddArgs, origin: ClientOrigin) -> Result<(Client
         .collect::<Result<Vec<_>, _>>()?;
     let client_id = args.client_id.unwrap_or_else(random_id);
     authflow_core::validation::client_id::ClientId::parse(&client_id).map_err(|e| format!("client id: {e}"))?;
-    let secret = method.uses_secret().then(|| SecretToken::generate(TokenKind::ClientSecret, &mut OsEntropy));
+    let now = SystemClock.now();
+    let secret = method.uses_secret().then(|| SecretToken::generate(TokenKind::ClientSecret, now, &mut OsEntropy));
     let client = Client {
         client_id,
         secret_hash: secret.as_ref().map(SecretToken::hash),
@@ -218,7 +219,7 @@ pub fn build_client(args: ClientAddArgs, origin: ClientOrigin) -> Result<(Client
             extra: Default::default(),
         },
         origin,
-        created_at: SystemClock.now(),
+        created_at: now,
         expires_at: None,
         disabled: false,
     };

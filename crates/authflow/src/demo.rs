@@ -244,7 +244,7 @@ async fn register_notes_server(
     store: &dyn Store,
     mcp_url: &str,
 ) -> Result<SecretToken, Box<dyn std::error::Error + Send + Sync>> {
-    let secret = SecretToken::generate(TokenKind::ClientSecret, &mut OsEntropy);
+    let secret = SecretToken::generate(TokenKind::ClientSecret, SystemClock.now(), &mut OsEntropy);
     let mut client = Client {
         client_id: NOTES_CLIENT_ID.to_owned(),
         secret_hash: Some(secret.hash()),

@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
-use authflow_core::{ClientAuthMethod, Scope, SecretToken, TokenKind};
+use authflow_core::{ClientAuthMethod, Scope, SecretToken, TokenKind, UnixTime};
 use authflow_server::{random_id, AuthServer, Clock, OsEntropy, SystemClock};
 use authflow_store::{Client, ClientMetadata, ClientOrigin, MemoryStore, Store, User};
 use serde_json::Value;
@@ -313,7 +313,7 @@ fn typescript_sdk_signs_in_through_the_gateway_in_front_of_an_unprotected_server
         serve_in_background(&runtime, notes_mcp::NotesApp::new(notes.clone()).behind_gateway("/mcp").unwrap());
 
     // The real `authflow gateway` in front of it.
-    let secret = SecretToken::generate(TokenKind::ClientSecret, &mut OsEntropy);
+    let secret = SecretToken::generate(TokenKind::ClientSecret, UnixTime::EPOCH, &mut OsEntropy);
     let log_dir = tempfile::tempdir().unwrap();
     let mut command = Command::new(BIN);
     command

@@ -110,8 +110,11 @@ impl Cluster {
         grants: &[GrantType],
         jwks: Option<Value>,
     ) -> (String, String) {
-        let id = format!("client-{}", &SecretToken::generate(TokenKind::Grant, &mut OsEntropy).expose()[5..17]);
-        let secret = SecretToken::generate(TokenKind::ClientSecret, &mut OsEntropy);
+        let id = format!(
+            "client-{}",
+            &SecretToken::generate(TokenKind::Grant, UnixTime::EPOCH, &mut OsEntropy).expose()[5..17]
+        );
+        let secret = SecretToken::generate(TokenKind::ClientSecret, UnixTime::EPOCH, &mut OsEntropy);
         let client = Client {
             client_id: id.clone(),
             secret_hash: method.uses_secret().then(|| secret.hash()),
@@ -153,7 +156,7 @@ impl Cluster {
         // One user per client: the second code for the same client finds it there.
         assert!(matches!(user, Ok(()) | Err(authflow_store::StoreError::Conflict(_))), "{user:?}");
         let grant = Grant {
-            id: SecretToken::generate(TokenKind::Grant, &mut OsEntropy).expose().to_owned(),
+            id: authflow_core::token::grant_id(now, &mut OsEntropy),
             client_id: client_id.to_owned(),
             subject: Some(format!("user-{client_id}")),
             created_at: now,
@@ -162,7 +165,7 @@ impl Cluster {
         };
         self.store.insert_grant(&grant).await.unwrap();
         let verifier = CodeVerifier::generate(&mut OsEntropy);
-        let code = SecretToken::generate(TokenKind::AuthorizationCode, &mut OsEntropy);
+        let code = SecretToken::generate(TokenKind::AuthorizationCode, now, &mut OsEntropy);
         self.store
             .insert_code(&AuthorizationCode {
                 code_hash: code.hash(),

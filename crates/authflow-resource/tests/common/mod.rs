@@ -95,8 +95,11 @@ impl As {
         scope: &str,
         resources: &[&str],
     ) -> (String, String) {
-        let id = format!("client-{}", &SecretToken::generate(TokenKind::Grant, &mut OsEntropy).expose()[5..17]);
-        let secret = SecretToken::generate(TokenKind::ClientSecret, &mut OsEntropy);
+        let id = format!(
+            "client-{}",
+            &SecretToken::generate(TokenKind::Grant, UnixTime::EPOCH, &mut OsEntropy).expose()[5..17]
+        );
+        let secret = SecretToken::generate(TokenKind::ClientSecret, UnixTime::EPOCH, &mut OsEntropy);
         let client = Client {
             client_id: id.clone(),
             secret_hash: Some(secret.hash()),

@@ -76,8 +76,8 @@ pub(crate) async fn issue_code(
     let client_id = &request.client.client_id;
     let user_id = &signed_in.user.id;
     let grant = issue::new_grant(state, client_id, Some(user_id), state.policy.grant_ttl).await?;
-    let code = SecretToken::generate(TokenKind::AuthorizationCode, &mut OsEntropy);
     let now = state.clock.now();
+    let code = SecretToken::generate(TokenKind::AuthorizationCode, now, &mut OsEntropy);
     state
         .store
         .insert_code(&AuthorizationCode {

@@ -86,8 +86,8 @@ async fn register(
     let body = json_body(&headers, &body)?;
     let requested = metadata::validate(&body, &state.policy.redirect_uris, &state.known_scopes())?;
     let method = requested.metadata.token_endpoint_auth_method;
-    let secret = method.uses_secret().then(|| SecretToken::generate(TokenKind::ClientSecret, &mut OsEntropy));
-    let registration = SecretToken::generate(TokenKind::RegistrationToken, &mut OsEntropy);
+    let secret = method.uses_secret().then(|| SecretToken::generate(TokenKind::ClientSecret, now, &mut OsEntropy));
+    let registration = SecretToken::generate(TokenKind::RegistrationToken, now, &mut OsEntropy);
     let client = Client {
         client_id: crate::random_id(),
         secret_hash: secret.as_ref().map(SecretToken::hash),
@@ -149,15 +149,16 @@ async fn update(
     // A new secret when asked for (`"rotate_secret": true`, an authflow extension) or when the client now needs
     // one; none when it no longer does.
     let rotate = body.get("rotate_secret").and_then(Value::as_bool).unwrap_or(false);
+    let now = state.clock.now();
     let secret = (method.uses_secret() && (rotate || client.secret_hash.is_none()))
-        .then(|| SecretToken::generate(TokenKind::ClientSecret, &mut OsEntropy));
+        .then(|| SecretToken::generate(TokenKind::ClientSecret, now, &mut OsEntropy));
     if let Some(s) = &secret {
         client.secret_hash = Some(s.hash());
     } else if !method.uses_secret() {
         client.secret_hash = None;
     }
     // The registration access token rotates on every update (RFC 7592 §3 allows it).
-    let registration = SecretToken::generate(TokenKind::RegistrationToken, &mut OsEntropy);
+    let registration = SecretToken::generate(TokenKind::RegistrationToken, now, &mut OsEntropy);
     client.registration_token_hash = Some(registration.hash());
     client.metadata = requested.metadata;
     let updated = state.store.update_client(&client).await?;

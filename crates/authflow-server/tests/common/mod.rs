@@ -85,9 +85,15 @@ impl TestServer {
     /// Register a client directly in storage; returns its id and (for secret-based methods) its secret.
     pub async fn add_client(&self, spec: ClientSpec) -> (String, Option<String>) {
         let id = spec.id.clone().unwrap_or_else(|| {
-            format!("client-{}", &SecretToken::generate(TokenKind::Grant, &mut OsEntropy).expose()[5..17])
+            format!(
+                "client-{}",
+                &SecretToken::generate(TokenKind::Grant, UnixTime::EPOCH, &mut OsEntropy).expose()[5..17]
+            )
         });
-        let secret = spec.method.uses_secret().then(|| SecretToken::generate(TokenKind::ClientSecret, &mut OsEntropy));
+        let secret = spec
+            .method
+            .uses_secret()
+            .then(|| SecretToken::generate(TokenKind::ClientSecret, UnixTime::EPOCH, &mut OsEntropy));
         let client = Client {
             client_id: id.clone(),
             secret_hash: secret.as_ref().map(SecretToken::hash),
