@@ -109,7 +109,7 @@ impl Connections {
             Some(own) if own.prepared_since.elapsed() < self.replan_after => own,
             Some(mut own) => match tokio::time::timeout(self.timeout, own.conn.clear_cached_statements()).await {
                 Ok(Ok(())) => Own { conn: own.conn, prepared_since: Instant::now() },
-                // Not worth a second chance: a new connection has no statements either.
+                // In an unknown state now; a new connection starts without statements too.
                 _ => self.connect().await?,
             },
             None => self.connect().await?,
