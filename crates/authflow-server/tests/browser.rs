@@ -270,12 +270,7 @@ where
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let driver = Arc::new(Driver::start().await);
-    let unique = authflow_core::SecretToken::generate(
-        authflow_core::TokenKind::Grant,
-        authflow_core::UnixTime::EPOCH,
-        &mut OsEntropy,
-    );
-    let profile = std::env::temp_dir().join(format!("authflow-chromium-{}", &unique.expose()[5..21]));
+    let profile = std::env::temp_dir().join(format!("authflow-chromium-{}", &authflow_server::random_id()[..16]));
     std::fs::create_dir_all(&profile).unwrap();
     let browser = driver.session(&profile).await;
     let session = Browser { driver: driver.clone(), id: browser.id.clone() };

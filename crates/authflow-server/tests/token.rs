@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use authflow_core::jose::{jws, Algorithm, PrivateKey};
 use authflow_core::pkce::{CodeChallenge, CodeChallengeMethod, CodeVerifier};
-use authflow_core::{ClientAuthMethod, GrantType, Scope, SecretToken, TokenKind, UnixTime};
+use authflow_core::{ClientAuthMethod, GrantType, Scope, SecretToken, TokenKind};
 use authflow_server::OsEntropy;
 use authflow_store::{AuthorizationCode, Grant, StoreError, User};
 use common::{Backend, ClientSpec, TestServer};
@@ -516,7 +516,7 @@ fn assertion_claims(s: &TestServer, client_id: &str, overrides: Value) -> Value 
     let now = s.clock_now().as_secs();
     let mut claims = json!({
         "iss": client_id, "sub": client_id, "aud": s.url("/token"),
-        "exp": now + 120, "iat": now, "jti": SecretToken::generate(TokenKind::Grant, UnixTime::EPOCH, &mut OsEntropy).expose(),
+        "exp": now + 120, "iat": now, "jti": authflow_server::random_id(),
     });
     for (k, v) in overrides.as_object().unwrap() {
         if v.is_null() {

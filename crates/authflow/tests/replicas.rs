@@ -110,10 +110,7 @@ impl Cluster {
         grants: &[GrantType],
         jwks: Option<Value>,
     ) -> (String, String) {
-        let id = format!(
-            "client-{}",
-            &SecretToken::generate(TokenKind::Grant, UnixTime::EPOCH, &mut OsEntropy).expose()[5..17]
-        );
+        let id = format!("client-{}", &authflow_server::random_id()[..12]);
         let secret = SecretToken::generate(TokenKind::ClientSecret, UnixTime::EPOCH, &mut OsEntropy);
         let client = Client {
             client_id: id.clone(),

@@ -84,12 +84,7 @@ impl TestServer {
 
     /// Register a client directly in storage; returns its id and (for secret-based methods) its secret.
     pub async fn add_client(&self, spec: ClientSpec) -> (String, Option<String>) {
-        let id = spec.id.clone().unwrap_or_else(|| {
-            format!(
-                "client-{}",
-                &SecretToken::generate(TokenKind::Grant, UnixTime::EPOCH, &mut OsEntropy).expose()[5..17]
-            )
-        });
+        let id = spec.id.clone().unwrap_or_else(|| format!("client-{}", &authflow_server::random_id()[..12]));
         let secret = spec
             .method
             .uses_secret()
