@@ -48,7 +48,10 @@ struct Args {
     /// Unrecorded load before each measurement.
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     warmup: Duration,
-    /// Runs of every scenario (interleaved); the table shows the median of each figure.
+    /// Runs of every scenario, interleaved, every other run in reverse order (A B C, C B A, …) so no scenario
+    /// always follows the same one. The table shows the median of each figure, and ratios as the median of
+    /// each run's own ratio: the machine's speed drifts from run to run, and a ratio within one run cancels
+    /// that.
     #[arg(long, default_value_t = 1)]
     runs: usize,
     /// Authorization codes to pre-mint for `authorization-code` (each is used once).
@@ -172,7 +175,8 @@ async fn measure(
 ) -> Result<Vec<(Scenario, Vec<Outcome>)>, Error> {
     let mut results: Vec<(Scenario, Vec<Outcome>)> = scenarios.iter().map(|s| (*s, Vec::new())).collect();
     for run in 0..runs.max(1) {
-        for (scenario, outcomes) in &mut results {
+        for i in run_order(results.len(), run) {
+            let (scenario, outcomes) = &mut results[i];
             let (addr, make) = scenarios::against(stack, *scenario);
             let outcome = load::run(addr, plan, make).await?;
             report_run(*scenario, run, &outcome);
@@ -180,6 +184,16 @@ async fn measure(
         }
     }
     Ok(results)
+}
+
+/// The order of `n` scenarios in run `run`: forward, then backward, and so on (ABBA), so that over two runs
+/// each scenario has run as often early as late, and before as after its neighbours.
+fn run_order(n: usize, run: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    if run % 2 == 1 {
+        order.reverse();
+    }
+    order
 }
 
 async fn drive_target(
@@ -267,14 +281,30 @@ fn medians(outcomes: &[Outcome]) -> (f64, f64, f64, u64) {
     )
 }
 
+/// The median over the runs of `of`'s rate divided by `base`'s rate in the same run, with the lowest and
+/// highest of those ratios; `None` without runs to pair.
+fn paired_ratio(of: &[Outcome], base: &[Outcome]) -> Option<(f64, f64, f64)> {
+    let ratios: Vec<f64> = of.iter().zip(base).filter(|(_, b)| b.rate > 0.0).map(|(o, b)| o.rate / b.rate).collect();
+    let low = ratios.iter().copied().reduce(f64::min)?;
+    let high = ratios.iter().copied().reduce(f64::max)?;
+    Some((median(ratios), low, high))
+}
+
 fn print_table(results: &[(Scenario, Vec<Outcome>)]) {
-    let ceiling = results.iter().find(|(s, _)| *s == Scenario::Noop).map(|(_, o)| medians(o).0);
+    let find = |s| results.iter().find(|(x, _)| *x == s).map(|(_, o)| o.as_slice());
+    let ceiling = find(Scenario::Noop);
     println!();
     println!("| scenario | req/s | p50 | p99 | vs ceiling | errors |");
     println!("|---|---:|---:|---:|---:|---:|");
     for (scenario, outcomes) in results {
         let (rate, p50, p99, errors) = medians(outcomes);
-        let ratio = ceiling.filter(|c| *c > 0.0).map_or("—".to_owned(), |c| format!("{:.0} %", 100.0 * rate / c));
+        let ratio = ceiling.and_then(|c| paired_ratio(outcomes, c)).map_or("—".to_owned(), |(r, low, high)| {
+            if outcomes.len() > 1 {
+                format!("{:.0} % ({:.0}–{:.0})", 100.0 * r, 100.0 * low, 100.0 * high)
+            } else {
+                format!("{:.0} %", 100.0 * r)
+            }
+        });
         println!(
             "| {} | {:.0} | {} | {} | {ratio} | {errors} |",
             scenario.name(),
@@ -283,14 +313,19 @@ fn print_table(results: &[(Scenario, Vec<Outcome>)]) {
             micros(Duration::from_secs_f64(p99)),
         );
     }
-    let find = |s| results.iter().find(|(x, _)| *x == s).map(|(_, o)| medians(o));
     if let (Some(with), Some(without)) = (find(Scenario::ToolsCall), find(Scenario::ToolsCallOpen)) {
-        println!(
-            "\nBearerAuthLayer (cached token): {:+.1} % req/s, p50 {:+.0} µs, p99 {:+.0} µs vs unprotected",
-            100.0 * (with.0 / without.0 - 1.0),
-            (with.1 - without.1) * 1e6,
-            (with.2 - without.2) * 1e6,
-        );
+        let (with_median, without_median) = (medians(with), medians(without));
+        if let Some((r, low, high)) = paired_ratio(with, without) {
+            println!(
+                "\nBearerAuthLayer (cached token): {:+.1} % req/s (runs from {:+.1} to {:+.1} %), p50 {:+.0} µs, \
+                 p99 {:+.0} µs vs unprotected",
+                100.0 * (r - 1.0),
+                100.0 * (low - 1.0),
+                100.0 * (high - 1.0),
+                (with_median.1 - without_median.1) * 1e6,
+                (with_median.2 - without_median.2) * 1e6,
+            );
+        }
     }
     if results.iter().any(|(_, o)| o.iter().any(|o| o.errors > 0)) {
         println!("WARNING: some requests got unexpected answers (see above); their latencies are not counted.");
@@ -316,6 +351,31 @@ mod tests {
     fn the_cli_is_consistent() {
         use clap::CommandFactory;
         Args::command().debug_assert();
+    }
+
+    #[test]
+    fn runs_alternate_their_order() {
+        assert_eq!(run_order(3, 0), [0, 1, 2]);
+        assert_eq!(run_order(3, 1), [2, 1, 0]);
+        assert_eq!(run_order(3, 2), [0, 1, 2]);
+        assert_eq!(run_order(0, 1), [] as [usize; 0]);
+    }
+
+    fn outcome(rate: f64) -> Outcome {
+        Outcome { rate, latency: Default::default(), errors: 0, first_error: None, exhausted: false }
+    }
+
+    #[test]
+    fn ratios_pair_each_run_with_its_own_base() {
+        // The machine doubled its speed between the runs; each run's ratio is 50 %, the ratio of the
+        // medians is not.
+        let of = [outcome(10.0), outcome(20.0), outcome(10.0)];
+        let base = [outcome(20.0), outcome(40.0), outcome(20.0)];
+        assert_eq!(paired_ratio(&of, &base), Some((0.5, 0.5, 0.5)));
+        let uneven = [outcome(30.0), outcome(20.0), outcome(10.0)];
+        assert_eq!(paired_ratio(&uneven, &base), Some((0.5, 0.5, 1.5)));
+        assert_eq!(paired_ratio(&of, &[outcome(0.0)]), None);
+        assert_eq!(paired_ratio(&[], &[]), None);
     }
 
     #[test]
