@@ -107,8 +107,19 @@ fn union(a: Option<&Scope>, b: &Scope) -> Scope {
 
 /// A `b64token` (RFC 6750 §2.1): `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
 fn is_b64token(token: &str) -> bool {
+    /// The characters before the padding, by byte value: one lookup per byte of every request's token.
+    const ALLOWED: [bool; 256] = {
+        let mut table = [false; 256];
+        let mut b = 0;
+        while b < 256 {
+            let c = b as u8;
+            table[b] = c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
+            b += 1;
+        }
+        table
+    };
     let body = token.trim_end_matches('=');
-    !body.is_empty() && body.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
+    !body.is_empty() && body.bytes().all(|b| ALLOWED[usize::from(b)])
 }
 
 /// The bearer token of a request: `Ok(None)` when none is presented.
@@ -305,7 +316,7 @@ where
                 }
             };
             if let Some(required) = &context.required {
-                if !verified.missing_scopes(required).is_empty() {
+                if !verified.scope.as_ref().is_some_and(|granted| required.is_subset_of(granted)) {
                     let mut response = rejected(reject(RejectionKind::InsufficientScope), "insufficient_scope");
                     response.extensions_mut().insert(note(&verified, "insufficient_scope"));
                     return Ok(response);
@@ -491,6 +502,17 @@ mod tests {
             req = req.header(header::AUTHORIZATION, *a);
         }
         req.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn b64token_characters_are_exactly_rfc_6750s() {
+        for b in 0..=u8::MAX {
+            let named = b.is_ascii_alphanumeric() || b"-._~+/".contains(&b);
+            let token = [b'a', b, b'a'];
+            assert_eq!(std::str::from_utf8(&token).is_ok_and(is_b64token), named, "byte {b:#04x}");
+        }
+        assert!(is_b64token("a=="));
+        assert!(!is_b64token("a=a"));
     }
 
     #[test]
