@@ -211,33 +211,76 @@ impl Columns for sqlx::postgres::PgRow {
     }
 }
 
-/// rusqlite rows (SQLite). The tables are `STRICT`, so a column holds exactly its declared type; JSON is `TEXT`
-/// and a boolean an `INTEGER` 0 or 1.
+/// A rusqlite row (SQLite) whose columns the decoders name. rusqlite finds a name by comparing it with every
+/// column before it, one `sqlite3_column_name` each; decoders read the columns in the order the statement
+/// lists them, so each name is tried first at the column after the previous one, and looked for only if it is
+/// not there.
 #[cfg(feature = "sqlite")]
-impl Columns for rusqlite::Row<'_> {
+pub(crate) struct SqliteRow<'r, 's> {
+    row: &'r rusqlite::Row<'s>,
+    next: std::cell::Cell<usize>,
+}
+
+#[cfg(feature = "sqlite")]
+impl<'r, 's> SqliteRow<'r, 's> {
+    pub(crate) fn new(row: &'r rusqlite::Row<'s>) -> Self {
+        SqliteRow { row, next: std::cell::Cell::new(0) }
+    }
+
+    fn index(&self, column: &str) -> StoreResult<usize> {
+        let statement: &rusqlite::Statement<'_> = self.row.as_ref();
+        let hint = self.next.get();
+        let index = if hint < statement.column_count()
+            && statement.column_name(hint).is_ok_and(|name| name.eq_ignore_ascii_case(column))
+        {
+            hint
+        } else {
+            statement.column_index(column).map_err(|e| corrupt(column, e))?
+        };
+        self.next.set(index + 1);
+        Ok(index)
+    }
+
+    fn get<T: rusqlite::types::FromSql>(&self, column: &str) -> StoreResult<T> {
+        self.row.get(self.index(column)?).map_err(|e| corrupt(column, e))
+    }
+}
+
+#[cfg(feature = "sqlite")]
+impl<'s> std::ops::Deref for SqliteRow<'_, 's> {
+    type Target = rusqlite::Row<'s>;
+    fn deref(&self) -> &Self::Target {
+        self.row
+    }
+}
+
+/// The tables are `STRICT`, so a column holds exactly its declared type; JSON is `TEXT` and a boolean an
+/// `INTEGER` 0 or 1.
+#[cfg(feature = "sqlite")]
+impl Columns for SqliteRow<'_, '_> {
     fn text(&self, column: &str) -> StoreResult<String> {
-        self.get(column).map_err(|e| corrupt(column, e))
+        self.get(column)
     }
     fn opt_text(&self, column: &str) -> StoreResult<Option<String>> {
-        self.get(column).map_err(|e| corrupt(column, e))
+        self.get(column)
     }
     fn int(&self, column: &str) -> StoreResult<i64> {
-        self.get(column).map_err(|e| corrupt(column, e))
+        self.get(column)
     }
     fn opt_int(&self, column: &str) -> StoreResult<Option<i64>> {
-        self.get(column).map_err(|e| corrupt(column, e))
+        self.get(column)
     }
     fn bytes(&self, column: &str) -> StoreResult<Vec<u8>> {
-        self.get(column).map_err(|e| corrupt(column, e))
+        self.get(column)
     }
     fn opt_bytes(&self, column: &str) -> StoreResult<Option<Vec<u8>>> {
-        self.get(column).map_err(|e| corrupt(column, e))
+        self.get(column)
     }
     fn flag(&self, column: &str) -> StoreResult<bool> {
-        self.get(column).map_err(|e| corrupt(column, e))
+        self.get(column)
     }
     fn json(&self, column: &str) -> StoreResult<serde_json::Value> {
-        let text = self.get_ref(column).map_err(|e| corrupt(column, e))?;
+        let text = self.row.get_ref(self.index(column)?).map_err(|e| corrupt(column, e))?;
         let text = text.as_str().map_err(|e| corrupt(column, e))?;
         serde_json::from_str(text).map_err(|e| corrupt(column, e))
     }

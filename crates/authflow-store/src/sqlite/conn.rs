@@ -7,8 +7,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use rusqlite::{CachedStatement, Connection, ErrorCode, OpenFlags, Row, ToSql};
+use rusqlite::{CachedStatement, Connection, ErrorCode, OpenFlags, ToSql};
 
+use crate::sql::SqliteRow;
 use crate::{StoreError, StoreResult};
 
 /// How long an operation keeps retrying while another connection (another process: `authflow user add` next
@@ -306,11 +307,11 @@ pub(super) fn query_opt<T>(
     conn: &Connection,
     statement: &str,
     args: &[&dyn ToSql],
-    decode: impl Fn(&Row<'_>) -> StoreResult<T>,
+    decode: impl Fn(&SqliteRow<'_, '_>) -> StoreResult<T>,
 ) -> Result<Option<T>, Fail> {
     let mut stmt = prepare(conn, statement, args)?;
     let mut rows = stmt.raw_query();
-    let first = rows.next()?.map(&decode).transpose()?;
+    let first = rows.next()?.map(|row| decode(&SqliteRow::new(row))).transpose()?;
     // Run the statement to its end: an `UPDATE … RETURNING` in autocommit mode commits there, and a failure to
     // commit must not pass for success.
     while rows.next()?.is_some() {}
@@ -322,13 +323,13 @@ pub(super) fn query_all<T>(
     conn: &Connection,
     statement: &str,
     args: &[&dyn ToSql],
-    decode: impl Fn(&Row<'_>) -> StoreResult<T>,
+    decode: impl Fn(&SqliteRow<'_, '_>) -> StoreResult<T>,
 ) -> Result<Vec<T>, Fail> {
     let mut stmt = prepare(conn, statement, args)?;
     let mut rows = stmt.raw_query();
     let mut all = Vec::new();
     while let Some(row) = rows.next()? {
-        all.push(decode(row)?);
+        all.push(decode(&SqliteRow::new(row))?);
     }
     Ok(all)
 }
@@ -433,6 +434,19 @@ mod tests {
         assert_eq!(row.unwrap(), Some(("one".into(), "two".into())));
         let missing = execute(&conn, "SELECT $1, $2", &[&1]);
         assert!(matches!(missing, Err(rusqlite::Error::InvalidParameterCount(1, 2))), "{missing:?}");
+    }
+
+    #[test]
+    fn columns_are_found_by_name_in_any_order() {
+        use crate::sql::Columns;
+        let conn = open(&Target::Memory, Role::Writer).unwrap();
+        let statement = "SELECT 1 AS a, 2 AS b, 3 AS c";
+        let in_order = query_opt(&conn, statement, &[], |r| Ok([r.int("a")?, r.int("b")?, r.int("c")?]));
+        assert_eq!(in_order.unwrap(), Some([1, 2, 3]));
+        let shuffled = query_opt(&conn, statement, &[], |r| Ok([r.int("c")?, r.int("a")?, r.int("C")?, r.int("b")?]));
+        assert_eq!(shuffled.unwrap(), Some([3, 1, 3, 2]));
+        let unknown = query_opt(&conn, statement, &[], |r| r.int("d")).unwrap_err();
+        assert!(matches!(unknown, Fail::Store(StoreError::Corrupt(_))), "{unknown:?}");
     }
 
     #[test]
