@@ -230,9 +230,8 @@ impl<'r, 's> SqliteRow<'r, 's> {
     fn index(&self, column: &str) -> StoreResult<usize> {
         let statement: &rusqlite::Statement<'_> = self.row.as_ref();
         let hint = self.next.get();
-        let index = if hint < statement.column_count()
-            && statement.column_name(hint).is_ok_and(|name| name.eq_ignore_ascii_case(column))
-        {
+        // `column_name` fails past the last column, which counts as a miss.
+        let index = if statement.column_name(hint).is_ok_and(|name| name.eq_ignore_ascii_case(column)) {
             hint
         } else {
             statement.column_index(column).map_err(|e| corrupt(column, e))?
