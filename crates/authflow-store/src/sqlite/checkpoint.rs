@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
-use super::conn::{open, Fail, Role, Target};
+use super::conn::{open, Fail, Readers, Role, Target};
 use crate::{StoreError, StoreResult};
 
 /// How often the background thread checkpoints. Often enough that under a steady stream of writes the WAL
@@ -77,8 +77,13 @@ pub(super) struct Checkpointer {
 
 impl Checkpointer {
     /// Checkpoint `target` every `every`, leaving tails (of a WAL of `tail_frames` or more) to whoever holds
-    /// the returned [`Tail`].
-    pub(super) fn start(target: &Target, every: Duration, tail_frames: i64) -> StoreResult<(Checkpointer, Tail)> {
+    /// the returned [`Tail`]; the snapshots of idle `readers` end first.
+    pub(super) fn start(
+        target: &Target,
+        every: Duration,
+        tail_frames: i64,
+        readers: Option<Arc<Readers>>,
+    ) -> StoreResult<(Checkpointer, Tail)> {
         let conn = open(target, Role::Checkpointer).map_err(|e| Fail::from(e).into_store("connection"))?;
         let tail = Tail::default();
         // Nothing is ever sent: the sender's drop is the signal.
@@ -98,6 +103,9 @@ impl Checkpointer {
                             continue;
                         }
                         skipped = false;
+                        if let Some(readers) = &readers {
+                            readers.end_snapshots();
+                        }
                         match checkpoint(&conn) {
                             Ok(frames) if frames < 0 || frames >= tail_frames => tail.leave(),
                             Ok(_) => {}
@@ -127,17 +135,24 @@ mod tests {
     use super::super::writer::Writer;
     use super::*;
 
-    /// Writes that never pause, spread over the B-tree like token hashes: the WAL keeps starting over. (With
-    /// the background checkpoints alone it grows with every write; without the writer's tails, this fails.)
+    /// Writes that never pause, spread over the B-tree like token hashes, while idle readers hold snapshots
+    /// taken before them: the WAL keeps starting over. (With the background checkpoints alone it grows with
+    /// every write; without the writer's tails, or with the readers' snapshots kept through checkpoints, this
+    /// fails.)
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn under_steady_writes_the_wal_keeps_starting_over() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("steady.db");
-        let conn = open(&Target::File(path.clone()), Role::Writer).unwrap();
+        let target = Target::File(path.clone());
+        let conn = open(&target, Role::Writer).unwrap();
         conn.execute_batch("CREATE TABLE t (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID").unwrap();
+        // Snapshots that no commit of this process ends: only these readers' next calls would, and none comes.
+        let readers = Arc::new(Readers::with_snapshot_age(target.clone(), 2, Duration::from_secs(3600)));
+        let read = |conn: &Connection| Ok(conn.query_row("SELECT count(*) FROM t", [], |row| row.get::<_, i64>(0))?);
+        readers.call(|_| readers.call(read)).unwrap();
         let (checkpointer, tail) =
-            Checkpointer::start(&Target::File(path.clone()), Duration::from_millis(10), 1).unwrap();
-        let writer = Arc::new(Writer::start(Target::File(path.clone()), conn, tail).unwrap());
+            Checkpointer::start(&target, Duration::from_millis(10), 1, Some(readers.clone())).unwrap();
+        let writer = Arc::new(Writer::start(target, conn, tail, Some(readers.clone())).unwrap());
         let tasks = (0..8u64).map(|task| {
             let writer = writer.clone();
             tokio::spawn(async move {

@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -336,66 +336,144 @@ pub(super) fn query_all<T>(
 
 // ---- the readers -----------------------------------------------------------------------------------------
 
+/// How long a reader goes on reading one snapshot when no commit of this process has happened since it was
+/// taken: how late a commit of another process (`authflow client add` next to a running server) can be seen.
+///
+/// Starting a read transaction costs more than the point read it is for: a lock on the WAL's read mark (a
+/// `fcntl`) and a look at the WAL's index, then the same again to end it. Kept for up to a millisecond, one
+/// snapshot serves dozens of reads under load (a token lookup took 2.8 µs instead of 5.3 µs in criterion).
+pub(super) const SNAPSHOT_AGE: Duration = Duration::from_millis(1);
+
+/// A read-only connection, and the snapshot it has been reading since a time, if any.
+#[derive(Debug)]
+struct Reader {
+    conn: Connection,
+    /// The count of commits when the snapshot was taken, and when.
+    snapshot: Option<(u64, Instant)>,
+}
+
+impl Reader {
+    /// End the read transaction, so that the next read takes a new snapshot.
+    fn end_snapshot(&mut self) -> Result<(), Fail> {
+        self.snapshot = None;
+        if !self.conn.is_autocommit() {
+            self.conn.prepare_cached("ROLLBACK")?.raw_execute()?;
+        }
+        Ok(())
+    }
+}
+
 /// Read-only connections to a database file, opened on demand: each call takes an idle one (or opens one),
 /// runs synchronously on it, and puts it back. The mutex is held for the pop and the push only.
+///
+/// A reader keeps its read transaction open between calls, and so reads the snapshot it last took, until
+/// the writer of this process commits (it calls [`Readers::committed`]) or the snapshot is
+/// [`SNAPSHOT_AGE`] old. A write is answered after that call, so whoever waited for a write then reads it.
+/// A snapshot pins the WAL frames it reads: checkpoints first end the snapshots of idle readers
+/// ([`Readers::end_snapshots`]).
 #[derive(Debug)]
 pub(super) struct Readers {
     target: Target,
-    idle: Mutex<Vec<Connection>>,
+    idle: Mutex<Vec<Reader>>,
     max_idle: usize,
     closed: AtomicBool,
+    /// How many times the writer has committed (or tried to).
+    commits: AtomicU64,
+    snapshot_age: Duration,
 }
 
 impl Readers {
     pub(super) fn new(target: Target, max_idle: u32) -> Self {
+        Self::with_snapshot_age(target, max_idle, SNAPSHOT_AGE)
+    }
+
+    pub(super) fn with_snapshot_age(target: Target, max_idle: u32, snapshot_age: Duration) -> Self {
         Readers {
             target,
             idle: Mutex::new(Vec::new()),
             max_idle: max_idle.max(1) as usize,
             closed: AtomicBool::new(false),
+            commits: AtomicU64::new(0),
+            snapshot_age,
         }
     }
 
-    fn idle(&self) -> MutexGuard<'_, Vec<Connection>> {
+    fn idle(&self) -> MutexGuard<'_, Vec<Reader>> {
         // The list stays consistent whatever panicked while holding the lock (a push or a pop).
         self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Run `op` on a reader, synchronously.
+    /// Run `op` on a reader, synchronously, in a snapshot no older than the writer's last commit.
     pub(super) fn call<T>(&self, op: impl FnOnce(&Connection) -> Result<T, Fail>) -> Result<T, Fail> {
         if self.closed.load(Ordering::Acquire) {
             return Err(closed());
         }
         let idle = self.idle().pop();
-        let conn = match idle {
-            Some(conn) => conn,
-            None => open(&self.target, Role::Reader)?,
+        let mut reader = match idle {
+            Some(reader) => reader,
+            None => Reader { conn: open(&self.target, Role::Reader)?, snapshot: None },
         };
-        let result = op(&conn);
-        if !matches!(&result, Err(fail) if fail.spoils_connection()) {
-            self.put_back(conn);
+        // Read before the snapshot is taken: every commit it counts is then in the snapshot.
+        let commits = self.commits.load(Ordering::Acquire);
+        let result = self.in_snapshot(&mut reader, commits, op);
+        match &result {
+            Err(fail) if fail.spoils_connection() => return result,
+            // Whatever failed, the next call starts afresh (a `BUSY` may leave the transaction open).
+            Err(_) if reader.end_snapshot().is_err() => return result,
+            _ => {}
         }
+        self.put_back(reader);
         result
     }
 
-    fn put_back(&self, conn: Connection) {
+    fn in_snapshot<T>(
+        &self,
+        reader: &mut Reader,
+        commits: u64,
+        op: impl FnOnce(&Connection) -> Result<T, Fail>,
+    ) -> Result<T, Fail> {
+        let now = Instant::now();
+        let fresh = |&(counted, taken): &(u64, Instant)| counted == commits && now - taken < self.snapshot_age;
+        if !reader.snapshot.as_ref().is_some_and(fresh) {
+            reader.end_snapshot()?;
+            // Deferred: the snapshot is taken by the first read.
+            reader.conn.prepare_cached("BEGIN")?.raw_execute()?;
+            reader.snapshot = Some((commits, now));
+        }
+        op(&reader.conn)
+    }
+
+    fn put_back(&self, reader: Reader) {
         let surplus = {
             let mut idle = self.idle();
             if idle.len() < self.max_idle && !self.closed.load(Ordering::Acquire) {
-                idle.push(conn);
+                idle.push(reader);
                 None
             } else {
-                Some(conn)
+                Some(reader)
             }
         };
         // Closed outside the lock.
         drop(surplus);
     }
 
+    /// The writer has committed, or may have: later calls read a new snapshot.
+    pub(super) fn committed(&self) {
+        self.commits.fetch_add(1, Ordering::Release);
+    }
+
+    /// End the snapshots of the idle readers, so that a checkpoint can copy every frame and the WAL can start
+    /// over. (A reader in use ends its own at its next call after a commit.)
+    pub(super) fn end_snapshots(&self) {
+        let mut idle = self.idle();
+        // A reader that cannot end its transaction is closed.
+        idle.retain_mut(|reader| reader.end_snapshot().is_ok());
+    }
+
     /// Refuse every later call; the idle connections, to be closed by the caller.
     pub(super) fn close(&self) -> Vec<Connection> {
         self.closed.store(true, Ordering::Release);
-        std::mem::take(&mut *self.idle())
+        std::mem::take(&mut *self.idle()).into_iter().map(|reader| reader.conn).collect()
     }
 
     /// How many connections are idle.

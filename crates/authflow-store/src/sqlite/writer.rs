@@ -26,7 +26,7 @@ use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use super::checkpoint::{checkpoint, Tail};
-use super::conn::{closed, open, Fail, Role, Target};
+use super::conn::{closed, open, Fail, Readers, Role, Target};
 use crate::{StoreError, StoreResult};
 
 /// The most writes one transaction takes.
@@ -108,6 +108,8 @@ struct Held {
     target: Target,
     conn: Option<Connection>,
     closed: bool,
+    /// Told of every commit, so that their snapshots follow.
+    readers: Option<Arc<Readers>>,
 }
 
 impl Held {
@@ -121,6 +123,9 @@ impl Held {
         };
         let conn = self.conn.insert(conn);
         let result = op(conn);
+        if let Some(readers) = &self.readers {
+            readers.committed();
+        }
         if matches!(&result, Err(fail) if fail.spoils_connection()) {
             self.discard();
         }
@@ -129,6 +134,9 @@ impl Held {
 
     /// A checkpoint; a failure is only logged: the WAL keeps what was not copied, for the next one.
     fn checkpoint(&mut self) {
+        if let Some(readers) = &self.readers {
+            readers.end_snapshots();
+        }
         if let Err(fail) = self.call(|conn| checkpoint(conn)) {
             tracing::warn!(error = %fail, "SQLite WAL checkpoint failed; trying again later");
         }
@@ -167,9 +175,15 @@ impl std::fmt::Debug for Job {
 }
 
 impl Writer {
-    /// Start the thread with `conn`, the writer's connection to `target`; it copies the tails `tail` reports.
-    pub(super) fn start(target: Target, conn: Connection, tail: Tail) -> StoreResult<Writer> {
-        let held = Arc::new(Mutex::new(Held { target, conn: Some(conn), closed: false }));
+    /// Start the thread with `conn`, the writer's connection to `target`; it copies the tails `tail` reports,
+    /// and tells `readers` of its commits.
+    pub(super) fn start(
+        target: Target,
+        conn: Connection,
+        tail: Tail,
+        readers: Option<Arc<Readers>>,
+    ) -> StoreResult<Writer> {
+        let held = Arc::new(Mutex::new(Held { target, conn: Some(conn), closed: false, readers }));
         let (jobs, queue) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("authflow-sqlite-writer".into())
@@ -358,7 +372,7 @@ mod tests {
     fn memory_writer() -> Writer {
         let conn = open(&Target::Memory, Role::Writer).unwrap();
         conn.execute_batch("CREATE TABLE t (k TEXT PRIMARY KEY)").unwrap();
-        Writer::start(Target::Memory, conn, Tail::default()).unwrap()
+        Writer::start(Target::Memory, conn, Tail::default(), None).unwrap()
     }
 
     fn insert(k: &'static str) -> impl Fn(&mut Connection) -> Result<(), Fail> + Send + 'static {
