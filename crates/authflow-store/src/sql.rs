@@ -112,8 +112,10 @@ pub(crate) trait Columns {
     fn opt_int(&self, column: &str) -> StoreResult<Option<i64>>;
     /// A `BLOB`/`BYTEA` column.
     fn bytes(&self, column: &str) -> StoreResult<Vec<u8>>;
-    /// A nullable `BLOB`/`BYTEA` column.
-    fn opt_bytes(&self, column: &str) -> StoreResult<Option<Vec<u8>>>;
+    /// A nullable `TEXT` column, parsed where it lies in the row, without a copy.
+    fn parse_opt_text<T>(&self, column: &str, parse: impl FnOnce(&str) -> StoreResult<T>) -> StoreResult<Option<T>>;
+    /// A nullable `BLOB`/`BYTEA` column, parsed where it lies in the row, without a copy.
+    fn parse_opt_bytes<T>(&self, column: &str, parse: impl FnOnce(&[u8]) -> StoreResult<T>) -> StoreResult<Option<T>>;
     /// A boolean column.
     fn flag(&self, column: &str) -> StoreResult<bool>;
     /// A JSON column (`TEXT` in SQLite, `JSONB` in PostgreSQL).
@@ -141,23 +143,28 @@ pub(crate) trait Columns {
 
     /// A hash column.
     fn hash(&self, column: &str) -> StoreResult<TokenHash> {
-        to_hash(column, &self.bytes(column)?)
+        self.opt_hash(column)?.ok_or_else(|| null(column))
     }
 
     /// A nullable hash column.
     fn opt_hash(&self, column: &str) -> StoreResult<Option<TokenHash>> {
-        self.opt_bytes(column)?.map(|b| to_hash(column, &b)).transpose()
+        self.parse_opt_bytes(column, |b| to_hash(column, b))
     }
 
     /// A nullable scope column.
     fn scope(&self, column: &str) -> StoreResult<Option<Scope>> {
-        self.opt_text(column)?.map(|s| Scope::parse(&s).map_err(|e| corrupt(column, e))).transpose()
+        self.parse_opt_text(column, |s| Scope::parse(s).map_err(|e| corrupt(column, e)))
     }
 
     /// A resources column (a JSON array of strings in `TEXT`).
     fn resources(&self, column: &str) -> StoreResult<Vec<String>> {
-        serde_json::from_str(&self.text(column)?).map_err(|e| corrupt(column, e))
+        let parse = |s: &str| serde_json::from_str(s).map_err(|e| corrupt(column, e));
+        self.parse_opt_text(column, parse)?.ok_or_else(|| null(column))
     }
+}
+
+fn null(column: &str) -> StoreError {
+    corrupt(column, "NULL where a value is required")
 }
 
 pub(crate) fn corrupt(column: &str, why: impl std::fmt::Display) -> StoreError {
@@ -200,8 +207,11 @@ impl Columns for sqlx::postgres::PgRow {
     fn bytes(&self, column: &str) -> StoreResult<Vec<u8>> {
         get(self, column)
     }
-    fn opt_bytes(&self, column: &str) -> StoreResult<Option<Vec<u8>>> {
-        get(self, column)
+    fn parse_opt_text<T>(&self, column: &str, parse: impl FnOnce(&str) -> StoreResult<T>) -> StoreResult<Option<T>> {
+        get::<_, Option<&str>>(self, column)?.map(parse).transpose()
+    }
+    fn parse_opt_bytes<T>(&self, column: &str, parse: impl FnOnce(&[u8]) -> StoreResult<T>) -> StoreResult<Option<T>> {
+        get::<_, Option<&[u8]>>(self, column)?.map(parse).transpose()
     }
     fn flag(&self, column: &str) -> StoreResult<bool> {
         get(self, column)
@@ -243,6 +253,10 @@ impl<'r, 's> SqliteRow<'r, 's> {
     fn get<T: rusqlite::types::FromSql>(&self, column: &str) -> StoreResult<T> {
         self.row.get(self.index(column)?).map_err(|e| corrupt(column, e))
     }
+
+    fn value(&self, column: &str) -> StoreResult<rusqlite::types::ValueRef<'_>> {
+        self.row.get_ref(self.index(column)?).map_err(|e| corrupt(column, e))
+    }
 }
 
 #[cfg(feature = "sqlite")]
@@ -272,16 +286,24 @@ impl Columns for SqliteRow<'_, '_> {
     fn bytes(&self, column: &str) -> StoreResult<Vec<u8>> {
         self.get(column)
     }
-    fn opt_bytes(&self, column: &str) -> StoreResult<Option<Vec<u8>>> {
-        self.get(column)
+    fn parse_opt_text<T>(&self, column: &str, parse: impl FnOnce(&str) -> StoreResult<T>) -> StoreResult<Option<T>> {
+        let value = self.value(column)?;
+        value.as_str_or_null().map_err(|e| corrupt(column, e))?.map(parse).transpose()
+    }
+    fn parse_opt_bytes<T>(&self, column: &str, parse: impl FnOnce(&[u8]) -> StoreResult<T>) -> StoreResult<Option<T>> {
+        let value = self.value(column)?;
+        value.as_blob_or_null().map_err(|e| corrupt(column, e))?.map(parse).transpose()
     }
     fn flag(&self, column: &str) -> StoreResult<bool> {
         self.get(column)
     }
     fn json(&self, column: &str) -> StoreResult<serde_json::Value> {
-        let text = self.row.get_ref(self.index(column)?).map_err(|e| corrupt(column, e))?;
-        let text = text.as_str().map_err(|e| corrupt(column, e))?;
-        serde_json::from_str(text).map_err(|e| corrupt(column, e))
+        self.json_as(column)
+    }
+    /// Straight from the text: the default goes through a `serde_json::Value`.
+    fn json_as<T: DeserializeOwned>(&self, column: &str) -> StoreResult<T> {
+        let parse = |s: &str| serde_json::from_str(s).map_err(|e| corrupt(column, e));
+        self.parse_opt_text(column, parse)?.ok_or_else(|| null(column))
     }
 }
 

@@ -528,6 +528,36 @@ mod tests {
     }
 
     #[test]
+    fn columns_parsed_in_place_decode_and_refuse_what_does_not_fit() {
+        use crate::sql::Columns;
+        let conn = open(&Target::Memory, Role::Writer).unwrap();
+        let statement = "SELECT zeroblob(32) AS h, x'0102' AS short, NULL AS missing, 'a b' AS s, \
+                         '[\"https://r\"]' AS r, '[1]' AS bad_r, 7 AS n";
+        type Decode<'a> = &'a dyn Fn(&SqliteRow<'_, '_>) -> StoreResult<()>;
+        let row = |decode: Decode<'_>| query_opt(&conn, statement, &[], |r| Ok(decode(r))).unwrap().unwrap();
+        row(&|r| {
+            assert_eq!(r.hash("h")?.as_bytes(), &[0u8; 32]);
+            assert_eq!(r.opt_hash("missing")?, None);
+            assert_eq!(r.scope("s")?.map(|s| s.to_string()).as_deref(), Some("a b"));
+            assert_eq!(r.scope("missing")?, None);
+            assert_eq!(r.resources("r")?, ["https://r"]);
+            Ok(())
+        })
+        .unwrap();
+        let corrupt: [(&str, Decode<'_>); 6] = [
+            ("a hash of 2 bytes", &|r| r.hash("short").map(drop)),
+            ("a required hash that is NULL", &|r| r.hash("missing").map(drop)),
+            ("a hash that is text", &|r| r.hash("s").map(drop)),
+            ("resources that are NULL", &|r| r.resources("missing").map(drop)),
+            ("resources that are not strings", &|r| r.resources("bad_r").map(drop)),
+            ("a scope that is a number", &|r| r.scope("n").map(drop)),
+        ];
+        for (what, decode) in corrupt {
+            assert!(matches!(row(decode), Err(StoreError::Corrupt(_))), "{what}");
+        }
+    }
+
+    #[test]
     fn errors_are_mapped() {
         let conn = open(&Target::Memory, Role::Writer).unwrap();
         conn.execute_batch(
