@@ -34,11 +34,28 @@ pub(super) const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 pub(super) const TAIL_FRAMES: i64 = 8_192;
 
 /// Copy what the WAL holds into the database file, `PASSIVE`ly: frames a reader still needs, or frames that
-/// another checkpoint is copying, stay for next time. How many frames the WAL held; -1 when another
-/// checkpoint was running.
-pub(super) fn checkpoint(conn: &Connection) -> Result<i64, Fail> {
+/// another checkpoint is copying, stay for next time.
+pub(super) fn checkpoint(conn: &Connection) -> Result<Copied, Fail> {
     // (busy, frames in the WAL, frames copied)
-    Ok(conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get(1))?)
+    let (frames, copied) =
+        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| Ok((row.get(1)?, row.get(2)?)))?;
+    Ok(Copied { frames, copied })
+}
+
+/// What a checkpoint did.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Copied {
+    /// Frames in the WAL; -1 when another checkpoint was running.
+    pub(super) frames: i64,
+    /// Frames now in the database file.
+    pub(super) copied: i64,
+}
+
+impl Copied {
+    /// Every frame is in the database file: the next write starts the WAL over.
+    pub(super) fn complete(self) -> bool {
+        self.frames >= 0 && self.copied == self.frames
+    }
 }
 
 /// Set by the background thread after a checkpoint of a WAL of [`TAIL_FRAMES`] or more, taken by the writer's
@@ -107,12 +124,15 @@ impl Checkpointer {
                             readers.end_snapshots();
                         }
                         match checkpoint(&conn) {
-                            Ok(frames) if frames < 0 || frames >= tail_frames => tail.leave(),
+                            Ok(Copied { frames, .. }) if frames < 0 || frames >= tail_frames => tail.leave(),
                             Ok(_) => {}
                             Err(fail) => {
                                 tracing::debug!(error = %fail, "SQLite WAL checkpoint failed; trying again later")
                             }
                         }
+                    }
+                    if let Some(readers) = &readers {
+                        readers.end_snapshots();
                     }
                     let _ = checkpoint(&conn);
                 }
@@ -135,10 +155,10 @@ mod tests {
     use super::super::writer::Writer;
     use super::*;
 
-    /// Writes that never pause, spread over the B-tree like token hashes, while idle readers hold snapshots
-    /// taken before them: the WAL keeps starting over. (With the background checkpoints alone it grows with
-    /// every write; without the writer's tails, or with the readers' snapshots kept through checkpoints, this
-    /// fails.)
+    /// Writes that never pause, spread over the B-tree like token hashes, beside readers that read all along
+    /// and idle readers that hold snapshots taken before the writes: the WAL keeps starting over. (With the
+    /// background checkpoints alone it grows with every write; it also stops starting over without the
+    /// writer's tails, or when readers' snapshots outlive the commits and checkpoints they predate.)
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn under_steady_writes_the_wal_keeps_starting_over() {
         let dir = tempfile::tempdir().unwrap();
@@ -146,13 +166,29 @@ mod tests {
         let target = Target::File(path.clone());
         let conn = open(&target, Role::Writer).unwrap();
         conn.execute_batch("CREATE TABLE t (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID").unwrap();
-        // Snapshots that no commit of this process ends: only these readers' next calls would, and none comes.
-        let readers = Arc::new(Readers::with_snapshot_age(target.clone(), 2, Duration::from_secs(3600)));
-        let read = |conn: &Connection| Ok(conn.query_row("SELECT count(*) FROM t", [], |row| row.get::<_, i64>(0))?);
-        readers.call(|_| readers.call(read)).unwrap();
+        // Snapshots that no commit of this process ends: only these readers' next calls would, and the two
+        // idle ones get none.
+        let readers = Arc::new(Readers::with_snapshot_age(target.clone(), 4, Duration::from_secs(3600)));
+        // A point read: it takes a snapshot, and costs little whatever the table holds.
+        let read = |conn: &Connection| {
+            Ok(conn.query_row("SELECT count(*) FROM t WHERE k = x'00'", [], |row| row.get::<_, i64>(0))?)
+        };
+        readers.call(|outer| readers.call(read).and_then(|_| read(outer))).unwrap();
         let (checkpointer, tail) =
             Checkpointer::start(&target, Duration::from_millis(10), 1, Some(readers.clone())).unwrap();
         let writer = Arc::new(Writer::start(target, conn, tail, Some(readers.clone())).unwrap());
+        let writing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let reading: Vec<_> = (0..2)
+            .map(|_| {
+                let (readers, writing) = (readers.clone(), writing.clone());
+                tokio::spawn(async move {
+                    while writing.load(Ordering::Relaxed) {
+                        readers.call(read).unwrap();
+                        tokio::task::yield_now().await;
+                    }
+                })
+            })
+            .collect();
         let tasks = (0..8u64).map(|task| {
             let writer = writer.clone();
             tokio::spawn(async move {
@@ -169,14 +205,19 @@ mod tests {
         for task in tasks.collect::<Vec<_>>() {
             task.await.unwrap();
         }
+        writing.store(false, Ordering::Relaxed);
+        for task in reading {
+            task.await.unwrap();
+        }
         let size = |suffix: &str| std::fs::metadata(dir.path().join(format!("steady.db{suffix}"))).unwrap().len();
         let (database, wal) = (size(""), size("-wal"));
         assert!(database > 8 << 20, "every row reached the database file: {database} bytes");
         // The WAL's header counts its restarts (the checkpoint sequence number, bytes 12-15).
         let header = std::fs::read(dir.path().join("steady.db-wal")).unwrap();
         let restarts = u32::from_be_bytes(header[12..16].try_into().unwrap());
-        // Measured: 116-145 restarts, and a WAL of ~7 MB for a 12 MB database (up to 47 MB while the disk was
-        // busy writing back other files); without the tails, no restart and 250 MB.
+        // Measured: 57-76 restarts, and a WAL of 12-23 MB for a 12 MB database, also while the disk was busy
+        // writing back other files; 7-8 restarts and 61 MB when the snapshots of readers in use outlived the
+        // commits and checkpoints they predated; without the tails, no restart and 250 MB.
         assert!(restarts >= 20, "the WAL started over {restarts} times");
         assert!(wal < 8 * database, "the WAL ({wal} bytes) holds some intervals' writes, not all of them");
         writer.close().expect("the thread").join().unwrap();

@@ -369,8 +369,9 @@ impl Reader {
 /// A reader keeps its read transaction open between calls, and so reads the snapshot it last took, until
 /// the writer of this process commits (it calls [`Readers::committed`]) or the snapshot is
 /// [`SNAPSHOT_AGE`] old. A write is answered after that call, so whoever waited for a write then reads it.
-/// A snapshot pins the WAL frames it reads: checkpoints first end the snapshots of idle readers
-/// ([`Readers::end_snapshots`]).
+/// A snapshot pins the WAL's frames after the ones it reads, which a checkpoint then cannot copy: a reader
+/// goes back idle without its snapshot when a commit made it stale during the call, and checkpoints end the
+/// idle readers' snapshots ([`Readers::end_snapshots`]).
 #[derive(Debug)]
 pub(super) struct Readers {
     target: Target,
@@ -416,11 +417,14 @@ impl Readers {
         // Read before the snapshot is taken: every commit it counts is then in the snapshot.
         let commits = self.commits.load(Ordering::Acquire);
         let result = self.in_snapshot(&mut reader, commits, op);
-        match &result {
-            Err(fail) if fail.spoils_connection() => return result,
-            // Whatever failed, the next call starts afresh (a `BUSY` may leave the transaction open).
-            Err(_) if reader.end_snapshot().is_err() => return result,
-            _ => {}
+        if matches!(&result, Err(fail) if fail.spoils_connection()) {
+            return result;
+        }
+        // Whatever failed, the next call starts afresh (a `BUSY` may leave the transaction open). A snapshot
+        // that a commit made stale meanwhile is not kept either: idle, it would pin the WAL's frames.
+        let stale = result.is_err() || self.commits.load(Ordering::Acquire) != commits;
+        if stale && reader.end_snapshot().is_err() {
+            return result;
         }
         self.put_back(reader);
         result

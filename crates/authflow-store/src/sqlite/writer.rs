@@ -132,12 +132,26 @@ impl Held {
         result
     }
 
-    /// A checkpoint; a failure is only logged: the WAL keeps what was not copied, for the next one.
+    /// A tail's checkpoint, meant to copy every frame so that the next write starts the WAL over; a failure is
+    /// only logged: the WAL keeps what was not copied, for the next one.
+    ///
+    /// Readers' snapshots pin the frames after the ones they read: the idle readers' end before, and again
+    /// before a second try when one in use held the first back. They end after it too, so that none taken
+    /// meanwhile holds the WAL's start.
     fn checkpoint(&mut self) {
-        if let Some(readers) = &self.readers {
-            readers.end_snapshots();
+        let end_snapshots = |held: &Held| {
+            if let Some(readers) = &held.readers {
+                readers.end_snapshots();
+            }
+        };
+        end_snapshots(self);
+        let mut copied = self.call(|conn| checkpoint(conn));
+        if copied.as_ref().is_ok_and(|copied| !copied.complete()) {
+            end_snapshots(self);
+            copied = self.call(|conn| checkpoint(conn));
         }
-        if let Err(fail) = self.call(|conn| checkpoint(conn)) {
+        end_snapshots(self);
+        if let Err(fail) = copied {
             tracing::warn!(error = %fail, "SQLite WAL checkpoint failed; trying again later");
         }
     }
