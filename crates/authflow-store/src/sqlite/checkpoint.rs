@@ -110,6 +110,13 @@ impl Checkpointer {
             .spawn({
                 let tail = tail.clone();
                 move || {
+                    // The idle readers' snapshots end first: they would pin the frames after theirs.
+                    let checkpoint = || {
+                        if let Some(readers) = &readers {
+                            readers.end_snapshots();
+                        }
+                        checkpoint(&conn)
+                    };
                     let mut skipped = false;
                     while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
                         // Not while the writer's thread has a tail to copy: one checkpoint runs at a time, and
@@ -120,10 +127,7 @@ impl Checkpointer {
                             continue;
                         }
                         skipped = false;
-                        if let Some(readers) = &readers {
-                            readers.end_snapshots();
-                        }
-                        match checkpoint(&conn) {
+                        match checkpoint() {
                             Ok(Copied { frames, .. }) if frames < 0 || frames >= tail_frames => tail.leave(),
                             Ok(_) => {}
                             Err(fail) => {
@@ -131,10 +135,7 @@ impl Checkpointer {
                             }
                         }
                     }
-                    if let Some(readers) = &readers {
-                        readers.end_snapshots();
-                    }
-                    let _ = checkpoint(&conn);
+                    let _ = checkpoint();
                 }
             })
             .map_err(StoreError::unavailable)?;

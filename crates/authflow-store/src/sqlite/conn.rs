@@ -467,7 +467,7 @@ impl Readers {
     }
 
     /// End the snapshots of the idle readers, so that a checkpoint can copy every frame and the WAL can start
-    /// over. (A reader in use ends its own at its next call after a commit.)
+    /// over. (A reader in use ends its own as it goes back idle, if a commit made it stale meanwhile.)
     pub(super) fn end_snapshots(&self) {
         let mut idle = self.idle();
         // A reader that cannot end its transaction is closed.
