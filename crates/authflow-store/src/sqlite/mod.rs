@@ -169,6 +169,7 @@ async fn blocking<T: Send + 'static>(op: impl FnOnce() -> Result<T, Fail> + Send
 mod tests {
     use std::sync::mpsc;
 
+    use super::checkpoint::{checkpoint, Copied};
     use super::conn::SNAPSHOT_AGE;
     use super::*;
     use crate::{ClientOrigin, ClientStore};
@@ -316,16 +317,10 @@ mod tests {
             insert_row(&writer, k).await;
         }
         let checkpointer = open(&target, Role::Checkpointer).unwrap();
-        let copy = || {
-            let (frames, copied): (i64, i64) = checkpointer
-                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| Ok((row.get(1)?, row.get(2)?)))
-                .unwrap();
-            (frames, copied)
-        };
-        let (frames, copied) = copy();
+        let Copied { frames, copied } = checkpoint(&checkpointer).unwrap();
         assert!(copied < frames, "the snapshot pins frames: {copied} of {frames} copied");
         readers.end_snapshots();
-        let (frames, copied) = copy();
+        let Copied { frames, copied } = checkpoint(&checkpointer).unwrap();
         assert_eq!(copied, frames, "every frame copied");
     }
 
