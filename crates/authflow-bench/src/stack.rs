@@ -430,7 +430,8 @@ async fn send_once(addr: SocketAddr, request: Request<Full<Bytes>>) -> Result<(S
 
 /// One client_credentials token for [`RESOURCE`].
 async fn client_credentials_token(auth: SocketAddr, basic: &str) -> Result<String, Error> {
-    let (status, _, body) = send_once(auth, crate::scenarios::client_credentials_request(auth, basic)).await?;
+    let (status, _, body) =
+        send_once(auth, crate::scenarios::client_credentials(auth, basic)().ok_or("no request")?).await?;
     let body: Value = serde_json::from_slice(&body).map_err(|e| format!("token response ({status}): {e}"))?;
     body["access_token"].as_str().map(str::to_owned).ok_or_else(|| format!("no access token ({status}): {body}").into())
 }
