@@ -60,21 +60,35 @@ fn parse_basic(value: &HeaderValue) -> Result<Option<(String, String)>, ApiError
         return Ok(None);
     }
     let decoded = STANDARD.decode(credentials.trim()).map_err(|_| failure(true))?;
-    let decoded = String::from_utf8(decoded).map_err(|_| failure(true))?;
-    let (id, secret) = decoded.split_once(':').ok_or_else(|| failure(true))?;
+    let mut id = String::from_utf8(decoded).map_err(|_| failure(true))?;
+    let colon = id.find(':').ok_or_else(|| failure(true))?;
+    let mut secret = id.split_off(colon + 1);
+    id.truncate(colon);
     // RFC 6749 §2.3.1: both parts are form-urlencoded before being joined.
-    let decode = |s: &str| form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned());
-    match (decode(id), decode(secret)) {
-        (Some(id), Some(secret)) if !id.is_empty() => Ok(Some((id, secret))),
-        _ => Err(failure(true)),
+    for part in [&mut id, &mut secret] {
+        if part.contains(['%', '+']) {
+            *part = form_decode(part);
+        }
     }
+    if id.is_empty() {
+        return Err(failure(true));
+    }
+    Ok(Some((id, secret)))
+}
+
+/// `application/x-www-form-urlencoded` decoding of one value: `+` is a space, `%XX` a byte, invalid UTF-8
+/// replaced.
+fn form_decode(s: &str) -> String {
+    let spaced = s.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced).decode_utf8_lossy().into_owned()
 }
 
 fn presented<'a>(headers: &HeaderMap, params: &'a Params) -> Result<Presented<'a>, ApiError> {
-    let basic = match headers.get_all(header::AUTHORIZATION).iter().collect::<Vec<_>>().as_slice() {
-        [] => None,
-        [one] => parse_basic(one)?,
-        _ => return Err(OAuthError::invalid_request("the Authorization header is repeated").into()),
+    let mut authorization = headers.get_all(header::AUTHORIZATION).iter();
+    let basic = match (authorization.next(), authorization.next()) {
+        (None, _) => None,
+        (Some(one), None) => parse_basic(one)?,
+        (Some(_), Some(_)) => return Err(OAuthError::invalid_request("the Authorization header is repeated").into()),
     };
     let secret = params.get("client_secret");
     let assertion = params.get("client_assertion");
@@ -126,13 +140,13 @@ async fn usable_client(
     Ok(client)
 }
 
-/// Authenticate the client of a token, introspection or revocation request. `audiences` are the values a
-/// client assertion's `aud` may carry (the endpoint URL and the issuer).
+/// Authenticate the client of a request to the endpoint `endpoint` (`"token"`, `"introspect"`…). A client
+/// assertion's `aud` may name that endpoint's URL or the issuer.
 pub async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
     params: &Params,
-    audiences: &[&str],
+    endpoint: &str,
 ) -> Result<AuthenticatedClient, ApiError> {
     match presented(headers, params)? {
         Presented::Basic { id, secret } => {
@@ -146,7 +160,9 @@ pub async fn authenticate(
             Ok(AuthenticatedClient { client, method: ClientAuthMethod::ClientSecretPost })
         }
         Presented::Assertion { assertion, id } => {
-            let client = crate::assertion::verify(state, assertion, id, audiences).await?;
+            let audiences = [state.endpoint(endpoint), state.issuer_string()];
+            let client =
+                crate::assertion::verify(state, assertion, id, &audiences.each_ref().map(String::as_str)).await?;
             Ok(AuthenticatedClient { client, method: ClientAuthMethod::PrivateKeyJwt })
         }
         Presented::None { id } => {
@@ -182,6 +198,9 @@ mod tests {
         assert!(parse_basic(&basic(":secret")).is_err());
         assert!(parse_basic(&HeaderValue::from_static("Basic !!!")).is_err());
         assert_eq!(parse_basic(&HeaderValue::from_static("Bearer abc")).unwrap(), None);
+        // Only `+` and `%XX` are decoded; what would split a form (`&`, `=`) is kept, as is a bad escape.
+        assert_eq!(parse_basic(&basic("a+b:x&y=z%zz%41")).unwrap(), Some(("a b".to_owned(), "x&y=z%zzA".to_owned())));
+        assert_eq!(parse_basic(&basic("plain:se:cret")).unwrap(), Some(("plain".to_owned(), "se:cret".to_owned())));
     }
 
     #[test]
@@ -192,6 +211,10 @@ mod tests {
         assert!(presented(&headers, &params).is_err());
         let params = Params::parse(b"client_id=other").unwrap();
         assert!(presented(&headers, &params).is_err(), "body client_id must agree with Basic");
+        assert!(presented(&headers, &Params::default()).is_ok());
+        headers.append(header::AUTHORIZATION, basic("a:b"));
+        assert!(presented(&headers, &Params::default()).is_err(), "a repeated Authorization header is refused");
+        headers.remove(header::AUTHORIZATION);
         let params = Params::parse(b"client_secret=x&client_assertion=y&client_id=a").unwrap();
         assert!(presented(&HeaderMap::new(), &params).is_err());
         let params = Params::parse(b"client_assertion=y&client_assertion_type=other").unwrap();

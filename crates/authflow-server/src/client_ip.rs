@@ -25,9 +25,21 @@ use axum::http::request::Parts;
 pub struct ClientIp(pub Option<IpAddr>);
 
 impl ClientIp {
-    /// A rate-limit key: the address, or one shared bucket when it is unknown.
-    pub fn key(&self) -> String {
-        self.0.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+    /// A rate-limit key: `prefix:` and the address, or one shared bucket when it is unknown. One
+    /// allocation: it is built on every limited request.
+    pub fn key(&self, prefix: &str) -> String {
+        use std::fmt::Write as _;
+        // The longest IPv6 text form is 45 bytes.
+        let mut key = String::with_capacity(prefix.len() + 1 + 45);
+        key.push_str(prefix);
+        key.push(':');
+        match self.0 {
+            Some(ip) => {
+                let _ = write!(key, "{ip}");
+            }
+            None => key.push_str("unknown"),
+        }
+        key
     }
 }
 
@@ -283,6 +295,14 @@ fn node_port(port: &str) -> bool {
 mod tests {
     use super::*;
     use axum::http::HeaderValue;
+
+    #[test]
+    fn rate_limit_keys_name_the_prefix_and_the_address() {
+        assert_eq!(ClientIp(Some(IpAddr::from([192, 0, 2, 7]))).key("token"), "token:192.0.2.7");
+        let v6: IpAddr = "2001:db8::1".parse().unwrap();
+        assert_eq!(ClientIp(Some(v6)).key("introspect"), "introspect:2001:db8::1");
+        assert_eq!(ClientIp(None).key("register"), "register:unknown");
+    }
 
     fn net(s: &str) -> IpNetwork {
         s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))

@@ -52,9 +52,7 @@ pub(crate) async fn authorization(
     headers: HeaderMap,
     Form(params): Form,
 ) -> Result<Response, ApiError> {
-    let endpoint = state.endpoint("device_authorization");
-    let issuer = state.issuer_string();
-    let client = client_auth::authenticate(&state, &headers, &params, &[&endpoint, &issuer]).await?;
+    let client = client_auth::authenticate(&state, &headers, &params, "device_authorization").await?;
     if !client.client.metadata.grant_types.contains(&GrantType::DeviceCode) {
         return Err(OAuthError::with_description(
             ErrorCode::UnauthorizedClient,

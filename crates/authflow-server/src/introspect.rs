@@ -106,9 +106,7 @@ pub(crate) async fn introspect(
     headers: HeaderMap,
     Form(params): Form,
 ) -> Result<Response, ApiError> {
-    let endpoint = state.endpoint("introspect");
-    let issuer = state.issuer_string();
-    let caller = client_auth::authenticate(&state, &headers, &params, &[&endpoint, &issuer]).await?;
+    let caller = client_auth::authenticate(&state, &headers, &params, "introspect").await?;
     if caller.method == ClientAuthMethod::None {
         return Err(OAuthError::with_description(
             ErrorCode::InvalidClient,
@@ -144,7 +142,7 @@ pub(crate) async fn introspect(
                     [one] => Some(serde_json::Value::String(one.clone())),
                     many => Some(serde_json::json!(many)),
                 },
-                iss: Some(issuer),
+                iss: Some(state.issuer_string()),
                 token_type: Some(f.token_type),
             }
         }

@@ -41,7 +41,7 @@ pub(crate) async fn enforce(
     request: Request,
     next: Next,
 ) -> Response {
-    let key = format!("{}:{}", which.name(), ip.key());
+    let key = ip.key(which.name());
     let decision = match state.rate_limit(&key, which.limit(&state)).await {
         Ok(decision) => decision,
         Err(e) => return e.into_response(),

@@ -3,8 +3,6 @@
 //! RFC 6749 §3.1 and §3.2: parameters sent without a value are treated as omitted, and request and response
 //! parameters MUST NOT be included more than once. Bodies must be `application/x-www-form-urlencoded`.
 
-use std::collections::HashMap;
-
 use authflow_core::OAuthError;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -13,27 +11,33 @@ use axum::http::{header, HeaderMap};
 
 use crate::error::ApiError;
 
-/// Parameters of one request, each present at most once.
+/// Parameters of one request, each present at most once, sorted by name: a request has a handful, and a
+/// sorted list finds them without hashing or a table to allocate.
 #[derive(Debug, Clone, Default)]
-pub struct Params(HashMap<String, String>);
+pub struct Params(Vec<(String, String)>);
 
 impl Params {
     /// Parse `application/x-www-form-urlencoded` data, refusing repeated names.
     pub fn parse(input: &[u8]) -> Result<Params, OAuthError> {
-        let mut map = HashMap::new();
-        for (k, v) in form_urlencoded::parse(input) {
-            if map.insert(k.to_string(), v.into_owned()).is_some() {
-                return Err(OAuthError::invalid_request(format!("parameter {:?} is repeated", truncate(&k))));
-            }
+        let mut pairs: Vec<(String, String)> =
+            form_urlencoded::parse(input).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        if let Some(pair) = pairs.windows(2).find(|pair| pair[0].0 == pair[1].0) {
+            return Err(OAuthError::invalid_request(format!("parameter {:?} is repeated", truncate(&pair[0].0))));
         }
         // §3.1: "Parameters sent without a value MUST be treated as if they were omitted".
-        map.retain(|_, v: &mut String| !v.is_empty());
-        Ok(Params(map))
+        pairs.retain(|(_, v)| !v.is_empty());
+        Ok(Params(pairs))
+    }
+
+    fn find(&self, name: &str) -> Option<&str> {
+        let i = self.0.binary_search_by(|(k, _)| k.as_str().cmp(name)).ok()?;
+        Some(&self.0[i].1)
     }
 
     /// A parameter's value, if present.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str)
+        self.find(name)
     }
 
     /// A required parameter, or `invalid_request` naming it.
@@ -43,16 +47,14 @@ impl Params {
 
     /// Whether a parameter is present.
     pub fn has(&self, name: &str) -> bool {
-        self.0.contains_key(name)
+        self.find(name).is_some()
     }
 
-    /// Re-encode, e.g. to carry an authorization request through the login form.
+    /// Re-encode (in name order), e.g. to carry an authorization request through the login form.
     pub fn to_query(&self) -> String {
-        let mut keys: Vec<&String> = self.0.keys().collect();
-        keys.sort();
         let mut s = form_urlencoded::Serializer::new(String::new());
-        for k in keys {
-            s.append_pair(k, &self.0[k]);
+        for (k, v) in &self.0 {
+            s.append_pair(k, v);
         }
         s.finish()
     }
@@ -120,6 +122,18 @@ mod tests {
         assert_eq!(p.get("redirect_uri"), Some("http://127.0.0.1/cb"));
         assert_eq!(p.get("x"), Some("a b"));
         assert!(p.require("scope").unwrap_err().description().contains("scope"));
+    }
+
+    #[test]
+    fn every_name_is_found_among_many() {
+        let body: String = (0..2000).rev().map(|i| format!("p{i}=v{i}&")).collect();
+        let p = Params::parse(body.as_bytes()).unwrap();
+        for i in 0..2000 {
+            assert_eq!(p.get(&format!("p{i}")), Some(format!("v{i}").as_str()));
+        }
+        assert!(!p.has("p2000") && !p.has("p") && !p.has(""));
+        let e = Params::parse(format!("{body}p1234=again").as_bytes()).unwrap_err();
+        assert!(e.description().contains("\"p1234\""));
     }
 
     #[test]

@@ -22,9 +22,7 @@ pub(crate) async fn revoke(
     headers: HeaderMap,
     Form(params): Form,
 ) -> Result<Response, ApiError> {
-    let endpoint = state.endpoint("revoke");
-    let issuer = state.issuer_string();
-    let caller = client_auth::authenticate(&state, &headers, &params, &[&endpoint, &issuer]).await?;
+    let caller = client_auth::authenticate(&state, &headers, &params, "revoke").await?;
     let hash = TokenHash::of(params.require("token")?);
     let now = state.clock.now();
     let mut revoked = false;

@@ -46,9 +46,13 @@ pub fn decide_resources(state: &AppState, client: &Client, requested: Option<&st
         return Ok(Vec::new());
     };
     let resource = ResourceUri::parse(raw, &state.policy.resource_uris)?;
+    // A listed entry already in canonical form matches without being parsed again (a canonical form parses
+    // to itself): the usual case, on every token request.
     let listed = |list: &[String]| {
-        list.iter()
-            .any(|r| ResourceUri::parse(r, &state.policy.resource_uris).is_ok_and(|r| r.same_resource(&resource)))
+        list.iter().any(|r| {
+            r == resource.canonical()
+                || ResourceUri::parse(r, &state.policy.resource_uris).is_ok_and(|r| r.same_resource(&resource))
+        })
     };
     if !state.policy.resources.is_empty() && !listed(&state.policy.resources) {
         return Err(OAuthError::with_description(

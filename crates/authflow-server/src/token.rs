@@ -32,9 +32,7 @@ pub(crate) async fn token(
     if !state.grant_types().contains(&grant_type) {
         return Err(OAuthError::new(ErrorCode::UnsupportedGrantType).into());
     }
-    let endpoint = state.endpoint("token");
-    let issuer = state.issuer_string();
-    let client = client_auth::authenticate(&state, &headers, &params, &[&endpoint, &issuer]).await?;
+    let client = client_auth::authenticate(&state, &headers, &params, "token").await?;
     if !client.client.metadata.grant_types.contains(&grant_type) {
         return Err(OAuthError::new(ErrorCode::UnauthorizedClient).into());
     }

@@ -76,7 +76,7 @@ async fn register(
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let now = state.clock.now();
-    let key = format!("register:{}", ip.key());
+    let key = ip.key("register");
     state.rate_limit(&key, &state.policy.registrations_per_ip).await?.into_result()?;
     if let Some(required) = &state.policy.registration_token {
         if !bearer(&headers).is_some_and(|t| TokenHash::of(t) == *required) {
