@@ -59,7 +59,6 @@ impl Scenario {
 
 /// Where form requests of one scenario go, with the headers they all share built once: building a
 /// request costs the client no more for a form scenario than for the no-op.
-#[derive(Clone)]
 struct FormTarget {
     host: HeaderValue,
     path: String,
@@ -85,7 +84,7 @@ impl FormTarget {
 }
 
 fn header_value(value: &str) -> HeaderValue {
-    HeaderValue::from_str(value).unwrap_or_else(|e| unreachable!("credentials are header-safe: {e}"))
+    HeaderValue::from_str(value).unwrap_or_else(|e| unreachable!("addresses and credentials are header-safe: {e}"))
 }
 
 fn encode(pairs: &[(&str, &str)]) -> Bytes {

@@ -140,13 +140,38 @@ async fn usable_client(
     Ok(client)
 }
 
-/// Authenticate the client of a request to the endpoint `endpoint` (`"token"`, `"introspect"`…). A client
-/// assertion's `aud` may name that endpoint's URL or the issuer.
+/// The endpoints that authenticate clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `/token`.
+    Token,
+    /// `/introspect`.
+    Introspect,
+    /// `/revoke`.
+    Revoke,
+    /// `/device_authorization`.
+    DeviceAuthorization,
+}
+
+impl Endpoint {
+    /// Its path below the issuer.
+    pub fn path(self) -> &'static str {
+        match self {
+            Endpoint::Token => "token",
+            Endpoint::Introspect => "introspect",
+            Endpoint::Revoke => "revoke",
+            Endpoint::DeviceAuthorization => "device_authorization",
+        }
+    }
+}
+
+/// Authenticate the client of a request to `endpoint`. A client assertion's `aud` may name that endpoint's
+/// URL or the issuer (RFC 7523 §3).
 pub async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
     params: &Params,
-    endpoint: &str,
+    endpoint: Endpoint,
 ) -> Result<AuthenticatedClient, ApiError> {
     match presented(headers, params)? {
         Presented::Basic { id, secret } => {
@@ -160,7 +185,7 @@ pub async fn authenticate(
             Ok(AuthenticatedClient { client, method: ClientAuthMethod::ClientSecretPost })
         }
         Presented::Assertion { assertion, id } => {
-            let audiences = [state.endpoint(endpoint), state.issuer_string()];
+            let audiences = [state.endpoint(endpoint.path()), state.issuer_string()];
             let client =
                 crate::assertion::verify(state, assertion, id, &audiences.each_ref().map(String::as_str)).await?;
             Ok(AuthenticatedClient { client, method: ClientAuthMethod::PrivateKeyJwt })
@@ -201,6 +226,8 @@ mod tests {
         // Only `+` and `%XX` are decoded; what would split a form (`&`, `=`) is kept, as is a bad escape.
         assert_eq!(parse_basic(&basic("a+b:x&y=z%zz%41")).unwrap(), Some(("a b".to_owned(), "x&y=z%zzA".to_owned())));
         assert_eq!(parse_basic(&basic("plain:se:cret")).unwrap(), Some(("plain".to_owned(), "se:cret".to_owned())));
+        // Bytes that are not UTF-8 once decoded become U+FFFD, as `form_urlencoded` decodes them.
+        assert_eq!(parse_basic(&basic("id:%FFx")).unwrap(), Some(("id".to_owned(), "\u{FFFD}x".to_owned())));
     }
 
     #[test]
@@ -214,7 +241,6 @@ mod tests {
         assert!(presented(&headers, &Params::default()).is_ok());
         headers.append(header::AUTHORIZATION, basic("a:b"));
         assert!(presented(&headers, &Params::default()).is_err(), "a repeated Authorization header is refused");
-        headers.remove(header::AUTHORIZATION);
         let params = Params::parse(b"client_secret=x&client_assertion=y&client_id=a").unwrap();
         assert!(presented(&HeaderMap::new(), &params).is_err());
         let params = Params::parse(b"client_assertion=y&client_assertion_type=other").unwrap();

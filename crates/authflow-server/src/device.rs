@@ -52,7 +52,8 @@ pub(crate) async fn authorization(
     headers: HeaderMap,
     Form(params): Form,
 ) -> Result<Response, ApiError> {
-    let client = client_auth::authenticate(&state, &headers, &params, "device_authorization").await?;
+    let client =
+        client_auth::authenticate(&state, &headers, &params, client_auth::Endpoint::DeviceAuthorization).await?;
     if !client.client.metadata.grant_types.contains(&GrantType::DeviceCode) {
         return Err(OAuthError::with_description(
             ErrorCode::UnauthorizedClient,

@@ -106,7 +106,7 @@ pub(crate) async fn introspect(
     headers: HeaderMap,
     Form(params): Form,
 ) -> Result<Response, ApiError> {
-    let caller = client_auth::authenticate(&state, &headers, &params, "introspect").await?;
+    let caller = client_auth::authenticate(&state, &headers, &params, client_auth::Endpoint::Introspect).await?;
     if caller.method == ClientAuthMethod::None {
         return Err(OAuthError::with_description(
             ErrorCode::InvalidClient,

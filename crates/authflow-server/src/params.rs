@@ -17,11 +17,12 @@ use crate::error::ApiError;
 pub struct Params(Vec<(String, String)>);
 
 impl Params {
-    /// Parse `application/x-www-form-urlencoded` data, refusing repeated names.
+    /// Parse `application/x-www-form-urlencoded` data, refusing repeated names (the error names the first
+    /// repeated one in name order).
     pub fn parse(input: &[u8]) -> Result<Params, OAuthError> {
         let mut pairs: Vec<(String, String)> =
             form_urlencoded::parse(input).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
-        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         if let Some(pair) = pairs.windows(2).find(|pair| pair[0].0 == pair[1].0) {
             return Err(OAuthError::invalid_request(format!("parameter {:?} is repeated", truncate(&pair[0].0))));
         }
@@ -30,14 +31,10 @@ impl Params {
         Ok(Params(pairs))
     }
 
-    fn find(&self, name: &str) -> Option<&str> {
-        let i = self.0.binary_search_by(|(k, _)| k.as_str().cmp(name)).ok()?;
-        Some(&self.0[i].1)
-    }
-
     /// A parameter's value, if present.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.find(name)
+        let i = self.0.binary_search_by(|(k, _)| k.as_str().cmp(name)).ok()?;
+        Some(&self.0[i].1)
     }
 
     /// A required parameter, or `invalid_request` naming it.
@@ -47,7 +44,7 @@ impl Params {
 
     /// Whether a parameter is present.
     pub fn has(&self, name: &str) -> bool {
-        self.find(name).is_some()
+        self.get(name).is_some()
     }
 
     /// Re-encode (in name order), e.g. to carry an authorization request through the login form.

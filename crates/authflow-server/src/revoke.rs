@@ -22,7 +22,7 @@ pub(crate) async fn revoke(
     headers: HeaderMap,
     Form(params): Form,
 ) -> Result<Response, ApiError> {
-    let caller = client_auth::authenticate(&state, &headers, &params, "revoke").await?;
+    let caller = client_auth::authenticate(&state, &headers, &params, client_auth::Endpoint::Revoke).await?;
     let hash = TokenHash::of(params.require("token")?);
     let now = state.clock.now();
     let mut revoked = false;

@@ -46,8 +46,9 @@ pub fn decide_resources(state: &AppState, client: &Client, requested: Option<&st
         return Ok(Vec::new());
     };
     let resource = ResourceUri::parse(raw, &state.policy.resource_uris)?;
-    // A listed entry already in canonical form matches without being parsed again (a canonical form parses
-    // to itself): the usual case, on every token request.
+    // A listed entry equal to the request's canonical form names the same resource by definition (resources
+    // compare by canonical form), so it matches without being parsed again: the usual case, on every token
+    // request.
     let listed = |list: &[String]| {
         list.iter().any(|r| {
             r == resource.canonical()

@@ -32,7 +32,7 @@ pub(crate) async fn token(
     if !state.grant_types().contains(&grant_type) {
         return Err(OAuthError::new(ErrorCode::UnsupportedGrantType).into());
     }
-    let client = client_auth::authenticate(&state, &headers, &params, "token").await?;
+    let client = client_auth::authenticate(&state, &headers, &params, client_auth::Endpoint::Token).await?;
     if !client.client.metadata.grant_types.contains(&grant_type) {
         return Err(OAuthError::new(ErrorCode::UnauthorizedClient).into());
     }

@@ -590,6 +590,31 @@ async fn private_key_jwt(backend: Backend) {
         )
         .await;
     post(with(assertion(&s, &ed, &ed_id, json!({})))).await.assert_token();
+
+    // At the introspection and revocation endpoints, an assertion names that endpoint (or the issuer): one
+    // made for the token endpoint is refused there.
+    let token = post(with(assertion(&s, &key, &id, json!({})))).await.assert_token()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let at = |path: &'static str, a: String| {
+        let form = [
+            ("token", token.clone()),
+            ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".to_owned()),
+            ("client_assertion", a),
+        ];
+        async move { common::Reply::from(server.http.post(server.url(path)).form(&form).send().await.unwrap()).await }
+    };
+    let introspected = at("/introspect", assertion(&s, &key, &id, json!({"aud": s.url("/introspect")}))).await;
+    assert_eq!((introspected.status, &introspected.body["active"]), (200, &json!(true)), "{}", introspected.text);
+    let issuer = at("/introspect", assertion(&s, &key, &id, json!({"aud": s.base}))).await;
+    assert_eq!(issuer.body["active"], json!(true), "{}", issuer.text);
+    at("/introspect", assertion(&s, &key, &id, json!({}))).await.assert_error(401, "invalid_client");
+    at("/revoke", assertion(&s, &key, &id, json!({}))).await.assert_error(401, "invalid_client");
+    let revoked = at("/revoke", assertion(&s, &key, &id, json!({"aud": s.url("/revoke")}))).await;
+    assert_eq!(revoked.status, 200, "{}", revoked.text);
+    let after = at("/introspect", assertion(&s, &key, &id, json!({"aud": s.url("/introspect")}))).await;
+    assert_eq!(after.body, json!({"active": false}), "revoked with an assertion for /revoke");
     s.stop().await;
 }
 
