@@ -77,6 +77,37 @@ impl AuthContext {
             _ => self.required.clone(),
         }
     }
+
+    /// The answer to a request refused for `kind`, with the challenge this layer's routes give.
+    fn refuse(&self, kind: RejectionKind, outcome: &'static str) -> Response<Body> {
+        let scope = self.scope_for(&kind);
+        rejected(AuthRejection::new(kind, Some(self.challenge.clone()), scope), outcome)
+    }
+
+    /// The verified token, if the verifier's `verdict` lets the request in and the token holds the required
+    /// scope; else the refusal to answer with.
+    #[allow(clippy::result_large_err)] // The refusal is the response itself, built only on the cold path.
+    fn admit(&self, verdict: Result<Arc<VerifiedToken>, VerifyError>) -> Result<Arc<VerifiedToken>, Response<Body>> {
+        let verified = match verdict {
+            Ok(verified) => verified,
+            Err(VerifyError::Invalid(reason)) => {
+                tracing::debug!(%reason, "bearer token refused");
+                return Err(self.refuse(RejectionKind::InvalidToken(reason), "invalid"));
+            }
+            Err(VerifyError::Unavailable(reason)) => {
+                tracing::warn!(%reason, "bearer token could not be verified");
+                return Err(self.refuse(RejectionKind::Unavailable, "unavailable"));
+            }
+        };
+        if let Some(required) = &self.required {
+            if !verified.scope.as_ref().is_some_and(|granted| required.is_subset_of(granted)) {
+                let mut response = self.refuse(RejectionKind::InsufficientScope, "insufficient_scope");
+                response.extensions_mut().insert(note(&verified, "insufficient_scope"));
+                return Err(response);
+            }
+        }
+        Ok(verified)
+    }
 }
 
 /// How a request fared, left in response extensions for [`RequestLogLayer`](crate::RequestLogLayer).
@@ -282,53 +313,123 @@ where
 {
     type Response = Response<Body>;
     type Error = S::Error;
-    type Future = BoxFuture<Result<Response<Body>, S::Error>>;
+    type Future = BearerAuthFuture<S::Future, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        // The clone is not ready; the service that was polled ready serves this request.
+        let (mut parts, body) = request.into_parts();
+        let token = match bearer_token(&parts) {
+            Ok(Some(token)) => token,
+            Ok(None) => return BearerAuthFuture::refused(self.context.refuse(RejectionKind::MissingToken, "missing")),
+            Err(kind) => return BearerAuthFuture::refused(self.context.refuse(kind, "malformed")),
+        };
+        // A cached verdict is decided here, and the service that was polled ready serves the request.
+        if let Some(verdict) = self.verifier.cached(token) {
+            return match self.context.admit(verdict) {
+                Ok(verified) => {
+                    let note = admitted(&mut parts, verified, self.context.clone());
+                    BearerAuthFuture::admitted(self.inner.call(Request::from_parts(parts, body)), note)
+                }
+                Err(refusal) => BearerAuthFuture::refused(refusal),
+            };
+        }
+        // Otherwise the verifier is awaited; the clone is not ready, so the polled service goes along.
+        let token = token.to_owned();
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let (verifier, context) = (self.verifier.clone(), self.context.clone());
-        Box::pin(async move {
-            let (mut parts, body) = request.into_parts();
-            let reject = |kind: RejectionKind| {
-                let scope = context.scope_for(&kind);
-                AuthRejection::new(kind, Some(context.challenge.clone()), scope)
-            };
-            let token = match bearer_token(&parts) {
-                Ok(Some(token)) => token,
-                Ok(None) => return Ok(rejected(reject(RejectionKind::MissingToken), "missing")),
-                Err(kind) => return Ok(rejected(reject(kind), "malformed")),
-            };
-            let verified = match verifier.verify_shared(token).await {
+        BearerAuthFuture::verifying(async move {
+            let verified = match context.admit(verifier.verify_shared(&token).await) {
                 Ok(verified) => verified,
-                Err(VerifyError::Invalid(reason)) => {
-                    tracing::debug!(%reason, "bearer token refused");
-                    return Ok(rejected(reject(RejectionKind::InvalidToken(reason)), "invalid"));
-                }
-                Err(VerifyError::Unavailable(reason)) => {
-                    tracing::warn!(%reason, "bearer token could not be verified");
-                    return Ok(rejected(reject(RejectionKind::Unavailable), "unavailable"));
-                }
+                Err(refusal) => return Ok(refusal),
             };
-            if let Some(required) = &context.required {
-                if !verified.scope.as_ref().is_some_and(|granted| required.is_subset_of(granted)) {
-                    let mut response = rejected(reject(RejectionKind::InsufficientScope), "insufficient_scope");
-                    response.extensions_mut().insert(note(&verified, "insufficient_scope"));
-                    return Ok(response);
-                }
-            }
-            let note = note(&verified, "ok");
-            parts.extensions.insert(verified);
-            parts.extensions.insert(context);
-            let mut response = inner.call(Request::from_parts(parts, body)).await?.map(Body::new);
-            response.extensions_mut().insert(note);
-            Ok(response)
+            let note = admitted(&mut parts, verified, context);
+            Ok(noted(inner.call(Request::from_parts(parts, body)).await?.map(Body::new), note))
         })
+    }
+}
+
+/// Hand the verified token and the layer's context to the routes; the note for the response, if a
+/// [`RequestLogLayer`](crate::RequestLogLayer) outside wants one.
+fn admitted(parts: &mut Parts, verified: Arc<VerifiedToken>, context: Arc<AuthContext>) -> Option<AuthNote> {
+    let note = parts.extensions.get::<NoteWanted>().map(|_| note(&verified, "ok"));
+    parts.extensions.insert(verified);
+    parts.extensions.insert(context);
+    note
+}
+
+fn noted(mut response: Response<Body>, note: Option<AuthNote>) -> Response<Body> {
+    if let Some(note) = note {
+        response.extensions_mut().insert(note);
+    }
+    response
+}
+
+/// Left in request extensions by [`RequestLogLayer`](crate::RequestLogLayer): admitted requests get an
+/// [`AuthNote`] only then (refusals always do), so a stack without it allocates none.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NoteWanted;
+
+pin_project_lite::pin_project! {
+    /// The response future of [`BearerAuth`]: a refusal, the inner service's answer to a request let in on
+    /// a cached verdict (no allocation of its own), or the verification and then that answer.
+    pub struct BearerAuthFuture<F, E> {
+        #[pin]
+        state: State<F, E>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = StateProjection]
+    enum State<F, E> {
+        Refused { response: Option<Response<Body>> },
+        Admitted { #[pin] inner: F, note: Option<AuthNote> },
+        Verifying { future: BoxFuture<Result<Response<Body>, E>> },
+    }
+}
+
+impl<F, E> BearerAuthFuture<F, E> {
+    fn refused(response: Response<Body>) -> Self {
+        BearerAuthFuture { state: State::Refused { response: Some(response) } }
+    }
+
+    fn admitted(inner: F, note: Option<AuthNote>) -> Self {
+        BearerAuthFuture { state: State::Admitted { inner, note } }
+    }
+
+    fn verifying(future: impl Future<Output = Result<Response<Body>, E>> + Send + 'static) -> Self {
+        BearerAuthFuture { state: State::Verifying { future: Box::pin(future) } }
+    }
+}
+
+impl<F, E> std::fmt::Debug for BearerAuthFuture<F, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BearerAuthFuture")
+    }
+}
+
+impl<F, B, E> Future for BearerAuthFuture<F, E>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Output = Result<Response<Body>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            StateProjection::Refused { response } => {
+                Poll::Ready(Ok(response.take().expect("a BearerAuthFuture polled after it finished")))
+            }
+            StateProjection::Admitted { inner, note } => {
+                let response = std::task::ready!(inner.poll(cx))?;
+                Poll::Ready(Ok(noted(response.map(Body::new), note.take())))
+            }
+            StateProjection::Verifying { future } => future.as_mut().poll(cx),
+        }
     }
 }
 

@@ -46,6 +46,7 @@
 //! so clients keep their tokens and retry.
 
 use std::fmt;
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -444,21 +445,36 @@ impl TokenVerifier for IntrospectionVerifier {
     }
 
     async fn verify_shared(&self, token: &str) -> Result<Arc<VerifiedToken>, VerifyError> {
+        let key = match self.local_verdict(token) {
+            ControlFlow::Continue(key) => key,
+            ControlFlow::Break(verdict) => return verdict,
+        };
+        self.inner.flights.run(key, || self.verify_uncached(token, key)).await
+    }
+
+    fn cached(&self, token: &str) -> Option<Result<Arc<VerifiedToken>, VerifyError>> {
+        self.local_verdict(token).break_value()
+    }
+}
+
+impl IntrospectionVerifier {
+    /// The verdict this process already holds on `token` (`Break`), else its cache key (`Continue`).
+    fn local_verdict(&self, token: &str) -> ControlFlow<Result<Arc<VerifiedToken>, VerifyError>, cache::Key> {
         if token.is_empty() || token.len() > MAX_TOKEN_LEN {
-            return Err(VerifyError::invalid("the token is empty or too long"));
+            return ControlFlow::Break(Err(VerifyError::invalid("the token is empty or too long")));
         }
         let inner = &self.inner;
         let key = cache::key(token);
         let now = inner.clock.now();
         if let Some(hit) = inner.positive.get(&key, now) {
             bump(&inner.stats.local_hits);
-            return Ok(hit);
+            return ControlFlow::Break(Ok(hit));
         }
         if inner.negative.get(&key, now).is_some() {
             bump(&inner.stats.local_hits);
-            return Err(VerifyError::invalid("the token is not active"));
+            return ControlFlow::Break(Err(VerifyError::invalid("the token is not active")));
         }
-        inner.flights.run(key, || self.verify_uncached(token, key)).await
+        ControlFlow::Continue(key)
     }
 }
 

@@ -23,7 +23,7 @@ use axum::http::{Request, Response};
 use tower::{Layer, Service};
 use tracing::Instrument;
 
-use crate::auth::AuthNote;
+use crate::auth::{AuthNote, NoteWanted};
 
 /// Logs each request without credentials (see the module docs).
 #[derive(Debug, Clone, Copy, Default)]
@@ -65,7 +65,8 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        request.extensions_mut().insert(NoteWanted);
         let method = request.method().clone();
         // The path only: the query string may carry credentials.
         let path = request.uri().path().to_owned();

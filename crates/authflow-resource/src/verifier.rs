@@ -170,6 +170,16 @@ pub trait TokenVerifier: Send + Sync + std::fmt::Debug + 'static {
     async fn verify_shared(&self, token: &str) -> Result<Arc<VerifiedToken>, VerifyError> {
         self.verify(token).await.map(Arc::new)
     }
+
+    /// The verdict on `token` if it is at hand without waiting (a cache hit), else `None`.
+    /// [`BearerAuthLayer`](crate::BearerAuthLayer) asks this first and calls
+    /// [`verify_shared`](Self::verify_shared) only on `None`, so a cached token costs the request no
+    /// future of its own. A caching verifier overrides it; the verdict must be the one `verify_shared`
+    /// would give.
+    fn cached(&self, token: &str) -> Option<Result<Arc<VerifiedToken>, VerifyError>> {
+        let _ = token;
+        None
+    }
 }
 
 #[async_trait::async_trait]
@@ -181,6 +191,10 @@ impl<V: TokenVerifier + ?Sized> TokenVerifier for Arc<V> {
     async fn verify_shared(&self, token: &str) -> Result<Arc<VerifiedToken>, VerifyError> {
         (**self).verify_shared(token).await
     }
+
+    fn cached(&self, token: &str) -> Option<Result<Arc<VerifiedToken>, VerifyError>> {
+        (**self).cached(token)
+    }
 }
 
 #[async_trait::async_trait]
@@ -191,6 +205,10 @@ impl<V: TokenVerifier + ?Sized> TokenVerifier for Box<V> {
 
     async fn verify_shared(&self, token: &str) -> Result<Arc<VerifiedToken>, VerifyError> {
         (**self).verify_shared(token).await
+    }
+
+    fn cached(&self, token: &str) -> Option<Result<Arc<VerifiedToken>, VerifyError>> {
+        (**self).cached(token)
     }
 }
 
@@ -240,6 +258,14 @@ impl<J: TokenVerifier, I: TokenVerifier> TokenVerifier for JwtOrIntrospection<J,
             self.jwt.verify_shared(token).await
         } else {
             self.introspection.verify_shared(token).await
+        }
+    }
+
+    fn cached(&self, token: &str) -> Option<Result<Arc<VerifiedToken>, VerifyError>> {
+        if looks_like_jwt(token) {
+            self.jwt.cached(token)
+        } else {
+            self.introspection.cached(token)
         }
     }
 }

@@ -128,10 +128,14 @@ async fn cache_entries_end_exactly_at_exp_and_at_the_max_ttl() {
     let verifier =
         builder(&fake, &clock).leeway(Duration::ZERO).cache_max_ttl(Duration::from_secs(300)).build().unwrap();
 
+    assert!(verifier.cached("af_at_a").is_none(), "nothing at hand before the first call");
     let first = verifier.verify_shared("af_at_a").await.unwrap();
     assert_eq!(fake.calls(), 1);
     let again = verifier.verify_shared("af_at_a").await.unwrap();
     assert!(std::sync::Arc::ptr_eq(&first, &again), "a cache hit hands out the cached verdict, not a copy");
+    let at_hand = verifier.cached("af_at_a").expect("a cached verdict is at hand").unwrap();
+    assert!(std::sync::Arc::ptr_eq(&first, &at_hand), "the one verify_shared gives");
+    assert!(verifier.cached("af_at_other").is_none(), "keyed by the token");
     assert_eq!(verifier.verify("af_at_a").await.unwrap(), *first);
     clock.set(exp - Duration::from_millis(1));
     verifier.verify("af_at_a").await.expect("still cached one millisecond before exp");
@@ -142,6 +146,7 @@ async fn cache_entries_end_exactly_at_exp_and_at_the_max_ttl() {
     assert_eq!(fake.calls(), 2);
     // That refusal is cached briefly (5 s by default), then asked again.
     assert!(verifier.verify("af_at_a").await.is_err());
+    assert_eq!(verifier.cached("af_at_a"), Some(Err(VerifyError::invalid("the token is not active"))));
     assert_eq!(fake.calls(), 2);
     clock.advance(Duration::from_secs(5));
     assert!(verifier.verify("af_at_a").await.is_err());

@@ -23,19 +23,32 @@ const RESOURCE: &str = "https://mcp.example.com/mcp";
 const PRM: &str = "https://mcp.example.com/.well-known/oauth-protected-resource/mcp";
 
 /// `read` has notes:read, `write` has both, `down` makes the verifier unavailable; the rest are invalid.
-#[derive(Debug)]
-struct Tokens;
+/// `Tokens::AtOnce` gives its verdicts from [`TokenVerifier::cached`] as a warm cache does, so the layer
+/// decides without awaiting; `Tokens::Awaited` only from `verify`.
+#[derive(Debug, Clone, Copy)]
+enum Tokens {
+    Awaited,
+    AtOnce,
+}
+
+fn verdict(token: &str) -> Result<VerifiedToken, VerifyError> {
+    match token {
+        "read" => Ok(VerifiedToken::new("alice").with_scope("notes:read".parse().unwrap()).with_client_id("app")),
+        "write" => Ok(VerifiedToken::new("bob").with_scope("notes:read notes:write".parse().unwrap())),
+        "none" => Ok(VerifiedToken::new("carol")),
+        "down" => Err(VerifyError::unavailable("the authorization server is down")),
+        _ => Err(VerifyError::invalid("unknown token")),
+    }
+}
 
 #[async_trait::async_trait]
 impl TokenVerifier for Tokens {
     async fn verify(&self, token: &str) -> Result<VerifiedToken, VerifyError> {
-        match token {
-            "read" => Ok(VerifiedToken::new("alice").with_scope("notes:read".parse().unwrap()).with_client_id("app")),
-            "write" => Ok(VerifiedToken::new("bob").with_scope("notes:read notes:write".parse().unwrap())),
-            "none" => Ok(VerifiedToken::new("carol")),
-            "down" => Err(VerifyError::unavailable("the authorization server is down")),
-            _ => Err(VerifyError::invalid("unknown token")),
-        }
+        verdict(token)
+    }
+
+    fn cached(&self, token: &str) -> Option<Result<Arc<VerifiedToken>, VerifyError>> {
+        matches!(self, Tokens::AtOnce).then(|| verdict(token).map(Arc::new))
     }
 }
 
@@ -44,25 +57,25 @@ async fn admin(auth: Authenticated) -> Result<String, AuthRejection> {
     Ok(format!("admin {}", auth.principal().unwrap_or("?")))
 }
 
-fn app(resource: &ProtectedResource) -> Router {
+fn app(resource: &ProtectedResource, tokens: Tokens) -> Router {
     Router::new()
         .route("/mcp", get(|t: VerifiedToken| async move { format!("hello {}", t.principal().unwrap_or("?")) }))
         .route("/mcp/notes", post(|| async { "written" }).layer(RequireScopeLayer::new(["notes:write"])))
         .route("/mcp/admin", post(admin))
         .route("/mcp/optional", get(|t: Option<VerifiedToken>| async move { format!("{}", t.is_some()) }))
-        .layer(resource.bearer_auth(Tokens).require_scopes(["notes:read"]))
+        .layer(resource.bearer_auth(tokens).require_scopes(["notes:read"]))
         .merge(resource.router())
         .route("/public", get(|t: Option<VerifiedToken>| async move { format!("{}", t.is_some()) }))
         .route("/misconfigured", get(|t: VerifiedToken| async move { t.subject.unwrap_or_default() }))
 }
 
-async fn start() -> String {
+async fn start(tokens: Tokens) -> String {
     let resource = ProtectedResource::new(RESOURCE)
         .unwrap()
         .authorization_server("https://auth.example.com")
         .scopes_supported(["notes:read", "notes:write"])
         .resource_name("Notes");
-    let router = app(&resource).layer(RequestLogLayer::new());
+    let router = app(&resource, tokens).layer(RequestLogLayer::new());
     let app = TrailingSlashLayer::new().layer(router);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -87,7 +100,17 @@ fn assert_json_error(r: &common::Reply, status: u16, code: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn challenges_header_by_header() {
-    let base = start().await;
+    challenges(Tokens::Awaited).await;
+}
+
+/// The same answers when the layer decides on a verdict the verifier has at hand.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn challenges_header_by_header_from_cached_verdicts() {
+    challenges(Tokens::AtOnce).await;
+}
+
+async fn challenges(tokens: Tokens) {
+    let base = start(tokens).await;
     let mcp = format!("{base}/mcp");
 
     // No token: 401, no error code (RFC 6750 §3.1), the scope needed and where the metadata is.
@@ -199,8 +222,10 @@ async fn challenges_header_by_header() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn challenges_can_advertise_more_scope_than_is_required() {
     let resource = ProtectedResource::new(RESOURCE).unwrap().authorization_server("https://auth.example.com");
-    let layer =
-        resource.bearer_auth(Tokens).require_scopes(["notes:read"]).challenge_scopes(["notes:write", "notes:read"]);
+    let layer = resource
+        .bearer_auth(Tokens::AtOnce)
+        .require_scopes(["notes:read"])
+        .challenge_scopes(["notes:write", "notes:read"]);
     assert_eq!(layer.required_scopes().map(ToString::to_string).as_deref(), Some("notes:read"));
     let router = Router::new()
         .route("/mcp", get(|t: VerifiedToken| async move { t.principal().unwrap_or("?").to_owned() }))
@@ -249,7 +274,7 @@ async fn challenges_can_advertise_more_scope_than_is_required() {
     assert_eq!(r.status, 200);
 
     // Advertising without requiring: 401s name the scope, any valid token passes.
-    let layer = resource.bearer_auth(Tokens).challenge_scopes(["notes:read notes:write"]);
+    let layer = resource.bearer_auth(Tokens::Awaited).challenge_scopes(["notes:read notes:write"]);
     assert_eq!(layer.required_scopes(), None);
     let base = serve(Router::new().route("/mcp", get(|| async { "ok" })).layer(layer)).await;
     let r = send(client().get(format!("{base}/mcp"))).await;
@@ -262,21 +287,25 @@ async fn challenges_can_advertise_more_scope_than_is_required() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handlers_see_the_token_and_trailing_slashes_are_the_same_route() {
-    let base = start().await;
-    for path in ["/mcp", "/mcp/", "/mcp//"] {
-        let text =
-            client().get(format!("{base}{path}")).bearer_auth("read").send().await.unwrap().text().await.unwrap();
-        assert_eq!(text, "hello alice", "{path}");
-        let r = send(client().get(format!("{base}{path}"))).await;
-        assert_eq!(r.status, 401, "{path} is protected too");
+    for tokens in [Tokens::Awaited, Tokens::AtOnce] {
+        let base = start(tokens).await;
+        for path in ["/mcp", "/mcp/", "/mcp//"] {
+            let text =
+                client().get(format!("{base}{path}")).bearer_auth("read").send().await.unwrap().text().await.unwrap();
+            assert_eq!(text, "hello alice", "{path} {tokens:?}");
+            let r = send(client().get(format!("{base}{path}"))).await;
+            assert_eq!(r.status, 401, "{path} is protected too");
+        }
+        let r = send(client().post(format!("{base}/mcp/notes/")).bearer_auth("write")).await;
+        assert_eq!(r.status, 200, "{tokens:?}");
+        let r = send(client().post(format!("{base}/mcp/notes/")).bearer_auth("read")).await;
+        assert_eq!(r.status, 403, "{tokens:?}: the route's own scope");
     }
-    let r = send(client().post(format!("{base}/mcp/notes/")).bearer_auth("write")).await;
-    assert_eq!(r.status, 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn protected_resource_metadata_at_both_urls_with_cors() {
-    let base = start().await;
+    let base = start(Tokens::Awaited).await;
     let expected = json!({
         "resource": RESOURCE,
         "authorization_servers": ["https://auth.example.com"],
@@ -388,5 +417,5 @@ async fn safe_client_is_required_for_the_pass_through_issuer() {
     let strict = SafeHttpClient::new(SsrfPolicy::strict()).unwrap();
     let r = ProtectedResource::new(RESOURCE).unwrap().authorization_server("http://127.0.0.1:8000");
     assert!(r.authorization_server_metadata_passthrough(strict).is_err());
-    let _unused = BearerAuthLayer::new(Tokens, PRM);
+    let _unused = BearerAuthLayer::new(Tokens::Awaited, PRM);
 }
