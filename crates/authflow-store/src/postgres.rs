@@ -25,7 +25,7 @@ use sqlx::{Connection, Postgres, Transaction};
 
 use crate::batch::{self, BatchOp, Batcher};
 use crate::lease::{Connections, Lease};
-use crate::model::AccessToken;
+use crate::model::{AccessToken, Grant};
 use crate::sql::{self, db_error};
 use crate::{StoreError, StoreResult};
 
@@ -56,6 +56,8 @@ pub struct PostgresStore {
     writer: Arc<Connections>,
     /// Introspection's lookups, many per statement under load (see `batch`).
     access_tokens: Arc<Batcher<FindAccessTokens>>,
+    /// client_credentials issuances, many per statement and commit under load.
+    issuances: Arc<Batcher<InsertGrantsWithAccessTokens>>,
 }
 
 impl PostgresStore {
@@ -85,7 +87,11 @@ impl PostgresStore {
         let writer = Arc::new(Connections::shared(pool.clone(), options));
         // A batch holds a reader; a few of them at once leave the other readers to everything else.
         let access_tokens = Batcher::new(FindAccessTokens(reader.clone()), (readers as usize / 4).clamp(1, 2), 64);
-        Ok(PostgresStore { pool, reader, writer, access_tokens })
+        // Each batch is a commit, which waits for the WAL to reach the disk: a few at once keep the disk
+        // busy while the other writers serve everything else.
+        let writers = max_connections.saturating_sub(readers).max(1) as usize;
+        let issuances = Batcher::new(InsertGrantsWithAccessTokens(writer.clone()), (writers / 2).clamp(1, 4), 64);
+        Ok(PostgresStore { pool, reader, writer, access_tokens, issuances })
     }
 
     /// The connection pool, for queries of your own next to authflow's tables.
@@ -132,6 +138,10 @@ impl PostgresStore {
     async fn find_access_token_batched(&self, hash: &TokenHash, now: UnixTime) -> StoreResult<Option<AccessToken>> {
         self.access_tokens.call((*hash, now)).await
     }
+
+    async fn insert_grant_with_access_token_batched(&self, grant: &Grant, token: &AccessToken) -> StoreResult<()> {
+        self.issuances.call((grant.clone(), token.clone())).await
+    }
 }
 
 crate::sql::impl_sql_store!(PostgresStore, Postgres, "postgres");
@@ -176,6 +186,69 @@ impl BatchOp for FindAccessTokens {
     }
 }
 
+/// New grants, each with its first access token, in one statement: one round trip and one commit, atomic
+/// as any statement; one array per column, the rows in order. The tokens' foreign-key checks run at the
+/// statement's end, so they see the grants.
+const INSERT_GRANTS_WITH_ACCESS_TOKENS: &str = "WITH new_grants AS (INSERT INTO grants \
+     (id, client_id, subject, created_at, expires_at, revoked_at) \
+     SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::int8[])) \
+     INSERT INTO access_tokens (token_hash, grant_id, client_id, subject, scope, resources, issued_at, expires_at) \
+     SELECT * FROM UNNEST($7::bytea[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::int8[], \
+     $14::int8[])";
+
+/// client_credentials issuance, batched: the new grants and their tokens of every request waiting go in one
+/// statement, so one commit (one wait for the WAL's flush) serves them all. If that statement fails, each
+/// pair is written alone, so only a pair at fault (a hash stored twice, a client deleted meanwhile) fails.
+#[derive(Debug)]
+struct InsertGrantsWithAccessTokens(Arc<Connections>);
+
+impl BatchOp for InsertGrantsWithAccessTokens {
+    type Input = (Grant, AccessToken);
+    type Output = ();
+
+    async fn run(&self, inputs: Vec<(Grant, AccessToken)>) -> Vec<StoreResult<()>> {
+        match self.write(&inputs).await {
+            Ok(()) => inputs.iter().map(|_| Ok(())).collect(),
+            // A pair at fault: find it by writing each alone.
+            Err(StoreError::Conflict(_) | StoreError::Corrupt(_)) if inputs.len() > 1 => {
+                let mut results = Vec::with_capacity(inputs.len());
+                for pair in &inputs {
+                    results.push(self.write(std::slice::from_ref(pair)).await);
+                }
+                results
+            }
+            Err(e) => batch::each(e, inputs.len()),
+        }
+    }
+}
+
+impl InsertGrantsWithAccessTokens {
+    async fn write(&self, pairs: &[(Grant, AccessToken)]) -> StoreResult<()> {
+        let text = |f: fn(&(Grant, AccessToken)) -> Option<String>| pairs.iter().map(f).collect::<Vec<_>>();
+        let time = |f: fn(&(Grant, AccessToken)) -> Option<i64>| pairs.iter().map(f).collect::<Vec<_>>();
+        let mut db = self.0.lease().await.map_err(db_error("connection"))?;
+        let done = sqlx::query(INSERT_GRANTS_WITH_ACCESS_TOKENS)
+            .bind(text(|(g, _)| Some(g.id.clone())))
+            .bind(text(|(g, _)| Some(g.client_id.clone())))
+            .bind(text(|(g, _)| g.subject.clone()))
+            .bind(time(|(g, _)| Some(sql::millis(g.created_at))))
+            .bind(time(|(g, _)| Some(sql::millis(g.expires_at))))
+            .bind(time(|(g, _)| sql::opt_millis(g.revoked_at)))
+            .bind(pairs.iter().map(|(_, t)| sql::hash(&t.token_hash)).collect::<Vec<_>>())
+            .bind(text(|(_, t)| Some(t.grant_id.clone())))
+            .bind(text(|(_, t)| Some(t.client_id.clone())))
+            .bind(text(|(_, t)| t.subject.clone()))
+            .bind(text(|(_, t)| sql::scope(&t.scope)))
+            .bind(text(|(_, t)| Some(sql::resources(&t.resources))))
+            .bind(time(|(_, t)| Some(sql::millis(t.issued_at))))
+            .bind(time(|(_, t)| Some(sql::millis(t.expires_at))))
+            .execute(db.conn())
+            .await;
+        db.settle(done).map_err(db_error("access token"))?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,6 +273,62 @@ mod tests {
         .await;
         // PostgreSQL alone would plan each run (custom plans), the generic estimate looking dearer.
         assert_eq!(db.settle(plans).unwrap(), (8, 0));
+        store.close().await;
+        teardown.await;
+    }
+
+    /// The multi-row statement itself (concurrent calls only may reach it): every pair of a good batch lands;
+    /// in a batch with pairs at fault, the others still land and each bad one fails alone.
+    #[tokio::test]
+    async fn issuances_written_together_or_one_by_one() {
+        use crate::testsuite::{bare_client, NOW};
+        use crate::ClientStore;
+        let (schema, options, teardown) = fresh_schema().await;
+        let store = PostgresStore::connect_with(options.options([("search_path", schema.as_str())]), 4).await.unwrap();
+        store.migrate().await.unwrap();
+        store.insert_client(&bare_client("app")).await.unwrap();
+        let later = NOW + Duration::from_secs(3600);
+        let pair = |grant_id: &str, client_id: &str, label: &str| {
+            let grant = Grant {
+                id: grant_id.into(),
+                client_id: client_id.into(),
+                subject: None,
+                created_at: NOW,
+                expires_at: later,
+                revoked_at: None,
+            };
+            let token = AccessToken {
+                token_hash: TokenHash::of(label),
+                grant_id: grant_id.into(),
+                client_id: client_id.into(),
+                subject: None,
+                scope: None,
+                resources: vec!["https://mcp.example/mcp".into()],
+                issued_at: NOW,
+                expires_at: later,
+            };
+            (grant, token)
+        };
+        let op = InsertGrantsWithAccessTokens(store.writer.clone());
+        let good = vec![pair("g-1", "app", "at-1"), pair("g-2", "app", "at-2"), pair("g-3", "app", "at-3")];
+        assert!(op.run(good.clone()).await.iter().all(Result::is_ok));
+        let mixed = vec![
+            pair("g-4", "app", "at-4"),
+            pair("g-5", "app", "at-1"),   // a token hash stored already
+            pair("g-6", "ghost", "at-6"), // a client that does not exist
+            pair("g-7", "app", "at-7"),
+        ];
+        let results = op.run(mixed.clone()).await;
+        assert!(results[0].is_ok() && results[3].is_ok(), "{results:?}");
+        assert!(matches!(results[1], Err(StoreError::Conflict(_))), "{results:?}");
+        assert!(matches!(results[2], Err(StoreError::Corrupt(_))), "{results:?}");
+        for (grant, token) in good.iter().chain([&mixed[0], &mixed[3]]) {
+            assert_eq!(store.find_access_token(&token.token_hash, NOW).await.unwrap().as_ref(), Some(token));
+            assert_eq!(store.find_grant(&grant.id).await.unwrap().as_ref(), Some(grant));
+        }
+        for refused in ["g-5", "g-6"] {
+            assert_eq!(store.find_grant(refused).await.unwrap(), None, "{refused} left without its token");
+        }
         store.close().await;
         teardown.await;
     }

@@ -647,7 +647,9 @@ pub(crate) const PURGE_CLIENTS: &str = "DELETE FROM clients WHERE expires_at <= 
 /// - `async fn begin_purge(conn: &mut Connection) -> StoreResult<sqlx::Transaction<'_, $db>>`: the purge's
 ///   transaction (PostgreSQL serialises purges across replicas there);
 /// - `async fn find_access_token_batched(&self, &TokenHash, UnixTime) -> StoreResult<Option<AccessToken>>`:
-///   the lookup of every introspection, which the backend may batch.
+///   the lookup of every introspection, which the backend may batch;
+/// - `async fn insert_grant_with_access_token_batched(&self, &Grant, &AccessToken) -> StoreResult<()>`: the
+///   write of every client_credentials issuance, which the backend may batch.
 ///
 /// Every lease is settled with its query's outcome (see `lease`).
 ///
@@ -873,16 +875,7 @@ macro_rules! impl_sql_store {
                 }
 
                 async fn insert_grant_with_access_token(&self, grant: &Grant, t: &AccessToken) -> StoreResult<()> {
-                    // One commit instead of two; a failure drops `tx`, so neither row is left behind.
-                    let mut db = self.write().await?;
-                    let done = async {
-                        let mut tx = Self::begin(db.conn()).await?;
-                        grant_query(grant).execute(&mut *tx).await.map_err(db_error("grant"))?;
-                        access_query(t).execute(&mut *tx).await.map_err(db_error("access token"))?;
-                        tx.commit().await.map_err(db_error("access token"))
-                    }
-                    .await;
-                    db.settle(done)
+                    self.insert_grant_with_access_token_batched(grant, t).await
                 }
 
                 async fn find_grant(&self, id: &str) -> StoreResult<Option<Grant>> {

@@ -158,6 +158,7 @@ macro_rules! store_suite {
             access_token_lookup
             concurrent_access_token_lookups
             grant_and_access_token_together
+            concurrent_grants_with_access_tokens
             refresh_rotation
             rotation_conflict_changes_nothing
             concurrent_refresh_rotation
@@ -758,6 +759,54 @@ pub async fn concurrent_access_token_lookups(store: Arc<dyn Store>) {
         let found = answer.await.expect("the lookup task").must("find");
         assert_eq!(found.as_ref(), cases[i % cases.len()].2, "lookup {i} (case {})", i % cases.len());
     }
+}
+
+/// Many grants with their first tokens at once (a backend may write them in one statement): each lands or
+/// fails on its own, and one at fault takes nothing else with it.
+pub async fn concurrent_grants_with_access_tokens(store: Arc<dyn Store>) {
+    store.insert_client(&bare_client("app")).await.must("insert client");
+    store
+        .insert_grant_with_access_token(
+            &grant("g-taken", "app", later(3600)),
+            &access("at-taken", "g-taken", "app", later(3600)),
+        )
+        .await
+        .must("insert");
+    let pair = |i: usize| {
+        let (id, label) = (format!("g-{i}"), format!("at-{i}"));
+        match i {
+            // A token hash stored already, a client that does not exist, a grant id stored already.
+            7 => (grant(&id, "app", later(3600)), access("at-taken", &id, "app", later(3600))),
+            19 => (grant(&id, "ghost", later(3600)), access(&label, &id, "ghost", later(3600))),
+            31 => (grant("g-taken", "app", later(3600)), access(&label, "g-taken", "app", later(3600))),
+            _ => (grant(&id, "app", later(3600)), access(&label, &id, "app", later(3600))),
+        }
+    };
+    let writes: Vec<_> = (0..48)
+        .map(|i| {
+            let store = store.clone();
+            let (g, t) = pair(i);
+            tokio::spawn(async move { store.insert_grant_with_access_token(&g, &t).await })
+        })
+        .collect();
+    for (i, write) in writes.into_iter().enumerate() {
+        let result = write.await.expect("the write task");
+        let (g, t) = pair(i);
+        match i {
+            7 | 31 => expect_conflict(result, &format!("write {i}")),
+            19 => assert!(result.is_err(), "write {i}: a client that does not exist"),
+            _ => {
+                result.must(&format!("write {i}"));
+                assert_eq!(store.find_access_token(&t.token_hash, NOW).await.must("find"), Some(t), "token {i}");
+                assert_eq!(store.find_grant(&g.id).await.must("find grant"), Some(g), "grant {i}");
+            }
+        }
+    }
+    for gone in ["g-7", "g-19"] {
+        assert_eq!(store.find_grant(gone).await.must("find grant"), None, "{gone}: no grant without its token");
+    }
+    assert_eq!(store.find_access_token(&hash("at-19"), NOW).await.must("find"), None);
+    assert_eq!(store.find_access_token(&hash("at-31"), NOW).await.must("find"), None, "no token of a refused grant");
 }
 
 /// A grant stored with its first access token: both or neither.
