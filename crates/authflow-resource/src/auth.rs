@@ -110,7 +110,8 @@ impl AuthContext {
     }
 }
 
-/// How a request fared, left in response extensions for [`RequestLogLayer`](crate::RequestLogLayer).
+/// How a request fared, left in response extensions for [`RequestLogLayer`](crate::RequestLogLayer) (on
+/// admitted requests only when it asked, by a [`NoteWanted`]).
 #[derive(Debug, Clone)]
 pub(crate) struct AuthNote {
     pub(crate) outcome: &'static str,
