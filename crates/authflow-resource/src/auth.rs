@@ -324,8 +324,8 @@ where
         let (mut parts, body) = request.into_parts();
         let token = match bearer_token(&parts) {
             Ok(Some(token)) => token,
-            Ok(None) => return BearerAuthFuture::refused(self.context.refuse(RejectionKind::MissingToken, "missing")),
-            Err(kind) => return BearerAuthFuture::refused(self.context.refuse(kind, "malformed")),
+            Ok(None) => return self.refused(self.context.refuse(RejectionKind::MissingToken, "missing")),
+            Err(kind) => return self.refused(self.context.refuse(kind, "malformed")),
         };
         // A cached verdict is decided here, and the service that was polled ready serves the request.
         if let Some(verdict) = self.verifier.cached(token) {
@@ -334,7 +334,7 @@ where
                     let note = admitted(&mut parts, verified, self.context.clone());
                     BearerAuthFuture::admitted(self.inner.call(Request::from_parts(parts, body)), note)
                 }
-                Err(refusal) => BearerAuthFuture::refused(refusal),
+                Err(refusal) => self.refused(refusal),
             };
         }
         // Otherwise the verifier is awaited; the clone is not ready, so the polled service goes along.
@@ -353,6 +353,17 @@ where
     }
 }
 
+impl<S: Clone> BearerAuth<S> {
+    /// Answer with a refusal. The request never reaches the inner service, so the instance that was polled
+    /// ready goes, and with it what its readiness holds (a concurrency permit, a buffer slot); a clone that
+    /// is not ready takes its place.
+    fn refused<F, E>(&mut self, response: Response<Body>) -> BearerAuthFuture<F, E> {
+        let fresh = self.inner.clone();
+        drop(std::mem::replace(&mut self.inner, fresh));
+        BearerAuthFuture::refused(response)
+    }
+}
+
 /// Hand the verified token and the layer's context to the routes; the note for the response, if a
 /// [`RequestLogLayer`](crate::RequestLogLayer) outside wants one.
 fn admitted(parts: &mut Parts, verified: Arc<VerifiedToken>, context: Arc<AuthContext>) -> Option<AuthNote> {
@@ -362,9 +373,12 @@ fn admitted(parts: &mut Parts, verified: Arc<VerifiedToken>, context: Arc<AuthCo
     note
 }
 
+/// The response with `note`, unless a route behind the layer left its own (a `RequireScopeLayer` refusal).
 fn noted(mut response: Response<Body>, note: Option<AuthNote>) -> Response<Body> {
     if let Some(note) = note {
-        response.extensions_mut().insert(note);
+        if response.extensions().get::<AuthNote>().is_none() {
+            response.extensions_mut().insert(note);
+        }
     }
     response
 }
@@ -597,6 +611,102 @@ impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
 mod tests {
     use super::*;
     use axum::http::HeaderValue;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tower::ServiceExt;
+
+    /// Accepts `good` from its cache (`cached`), refuses everything else there too.
+    #[derive(Debug)]
+    struct AtOnce;
+
+    #[async_trait::async_trait]
+    impl TokenVerifier for AtOnce {
+        async fn verify(&self, token: &str) -> Result<VerifiedToken, VerifyError> {
+            self.cached(token).expect("always at hand").map(|t| (*t).clone())
+        }
+
+        fn cached(&self, token: &str) -> Option<Result<Arc<VerifiedToken>, VerifyError>> {
+            Some(match token {
+                "good" => Ok(Arc::new(VerifiedToken::new("alice"))),
+                _ => Err(VerifyError::invalid("unknown token")),
+            })
+        }
+    }
+
+    /// A service whose readiness holds something until it is used or dropped, as a concurrency permit
+    /// does; `held` counts what is held.
+    struct Reserving {
+        held: Arc<AtomicUsize>,
+        reservation: Option<Reservation>,
+    }
+
+    struct Reservation(Arc<AtomicUsize>);
+
+    impl Drop for Reservation {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    impl Clone for Reserving {
+        fn clone(&self) -> Self {
+            Reserving { held: self.held.clone(), reservation: None }
+        }
+    }
+
+    impl Service<Request<Body>> for Reserving {
+        type Response = Response<Body>;
+        type Error = Infallible;
+        type Future = std::future::Ready<Result<Response<Body>, Infallible>>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            if self.reservation.is_none() {
+                self.held.fetch_add(1, Ordering::SeqCst);
+                self.reservation = Some(Reservation(self.held.clone()));
+            }
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, _: Request<Body>) -> Self::Future {
+            assert!(self.reservation.take().is_some(), "called without being ready");
+            std::future::ready(Ok(Response::new(Body::empty())))
+        }
+    }
+
+    fn bearer(token: Option<&str>) -> Request<Body> {
+        let mut request = Request::get("/mcp");
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        request.body(Body::empty()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_refusal_gives_back_what_the_inner_service_reserved() {
+        let held = Arc::new(AtomicUsize::new(0));
+        let layer = BearerAuthLayer::new(AtOnce, "https://mcp.example.com/.well-known/oauth-protected-resource");
+        let mut service = layer.layer(Reserving { held: held.clone(), reservation: None });
+        for (token, status) in [(None, 401), (Some("bad"), 401), (Some("a b"), 401), (Some("good"), 200)] {
+            let response = service.ready().await.unwrap().call(bearer(token)).await.unwrap();
+            assert_eq!(response.status(), status, "{token:?}");
+            assert_eq!(held.load(Ordering::SeqCst), 0, "{token:?}: nothing stays reserved");
+        }
+    }
+
+    #[tokio::test]
+    async fn admitted_responses_carry_a_note_only_when_a_log_asks() {
+        let layer = BearerAuthLayer::new(AtOnce, "https://mcp.example.com/.well-known/oauth-protected-resource");
+        let service = layer.layer(Reserving { held: Arc::default(), reservation: None });
+        let quiet = service.clone().oneshot(bearer(Some("good"))).await.unwrap();
+        assert_eq!(quiet.status(), 200);
+        assert!(quiet.extensions().get::<AuthNote>().is_none());
+        let mut asked = bearer(Some("good"));
+        asked.extensions_mut().insert(NoteWanted);
+        let noted = service.clone().oneshot(asked).await.unwrap();
+        let note = noted.extensions().get::<AuthNote>().expect("a note for the log");
+        assert_eq!((note.outcome, note.token.as_ref().and_then(|t| t.subject.as_deref())), ("ok", Some("alice")));
+        let refused = service.oneshot(bearer(Some("bad"))).await.unwrap();
+        assert_eq!(refused.extensions().get::<AuthNote>().map(|n| n.outcome), Some("invalid"), "refusals always");
+    }
 
     fn parts(auth: &[&str], uri: &str) -> Parts {
         let mut req = Request::builder().uri(uri);

@@ -68,7 +68,7 @@ pub mod normalize;
 pub mod rmcp;
 pub mod verifier;
 
-pub use auth::{Authenticated, BearerAuth, BearerAuthLayer, RequireScope, RequireScopeLayer};
+pub use auth::{Authenticated, BearerAuth, BearerAuthFuture, BearerAuthLayer, RequireScope, RequireScopeLayer};
 #[cfg(feature = "redis")]
 pub use authflow_store::redis::RedisShared;
 /// What replicas share (introspection verdicts, friction states): any [`SharedMap`], e.g. [`RedisShared`].

@@ -274,6 +274,50 @@ impl<J: TokenVerifier, I: TokenVerifier> TokenVerifier for JwtOrIntrospection<J,
 mod tests {
     use super::*;
 
+    /// Knows `held` at once, and nothing else.
+    #[derive(Debug)]
+    struct Holding;
+
+    #[async_trait::async_trait]
+    impl TokenVerifier for Holding {
+        async fn verify(&self, _: &str) -> Result<VerifiedToken, VerifyError> {
+            Err(VerifyError::invalid("not asked"))
+        }
+
+        fn cached(&self, token: &str) -> Option<Result<Arc<VerifiedToken>, VerifyError>> {
+            (token == "held").then(|| Ok(Arc::new(VerifiedToken::new("alice"))))
+        }
+    }
+
+    /// A verifier's verdicts at hand reach the layer through every wrapper: a lost forward would send each
+    /// request down the slow path, unseen.
+    #[test]
+    fn verdicts_at_hand_pass_through_the_wrappers() {
+        let subject = |v: &dyn TokenVerifier, token: &str| v.cached(token).map(|r| r.unwrap().subject.clone());
+        let arc: Arc<dyn TokenVerifier> = Arc::new(Holding);
+        let boxed: Box<dyn TokenVerifier> = Box::new(Holding);
+        let jwt = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln";
+        for v in [&arc as &dyn TokenVerifier, &boxed, &JwtOrIntrospection::new(Holding, Holding)] {
+            assert_eq!(subject(v, "held"), Some(Some("alice".to_owned())));
+            assert_eq!(subject(v, "other"), None);
+        }
+        // Each kind of token is asked of its own verifier.
+        assert!(JwtOrIntrospection::new(Holding, Fixed).cached("held").is_none());
+        assert!(JwtOrIntrospection::new(Fixed, Holding).cached("held").is_some());
+        assert!(JwtOrIntrospection::new(Fixed, Holding).cached(jwt).is_none());
+    }
+
+    /// The default: nothing at hand.
+    #[derive(Debug)]
+    struct Fixed;
+
+    #[async_trait::async_trait]
+    impl TokenVerifier for Fixed {
+        async fn verify(&self, _: &str) -> Result<VerifiedToken, VerifyError> {
+            Ok(VerifiedToken::new("bob"))
+        }
+    }
+
     #[test]
     fn the_layers_shared_token_or_a_plain_one_is_found() {
         let mut extensions = axum::http::Extensions::new();

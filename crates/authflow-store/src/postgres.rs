@@ -14,6 +14,8 @@
 //! # Ok(()) }
 //! ```
 
+use std::future::Future;
+use std::pin::Pin;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -73,8 +75,9 @@ impl PostgresStore {
     pub async fn connect_with(options: PgConnectOptions, max_connections: u32) -> StoreResult<Self> {
         let readers = (max_connections / 2).max(1);
         let reader = Arc::new(Connections::new(options.clone(), readers, ACQUIRE_TIMEOUT).setup(GENERIC_PLANS));
+        let writers = max_connections.saturating_sub(readers).max(1);
         let pool = PgPoolOptions::new()
-            .max_connections(max_connections.saturating_sub(readers).max(1))
+            .max_connections(writers)
             // While the database is away, requests fail fast (503 + Retry-After) instead of queueing for
             // sqlx's default 30 s; the pool reconnects by itself when it is back.
             .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -89,8 +92,8 @@ impl PostgresStore {
         let access_tokens = Batcher::new(FindAccessTokens(reader.clone()), (readers as usize / 4).clamp(1, 2), 64);
         // Each batch is a commit, which waits for the WAL to reach the disk: a few at once keep the disk
         // busy while the other writers serve everything else.
-        let writers = max_connections.saturating_sub(readers).max(1) as usize;
-        let issuances = Batcher::new(InsertGrantsWithAccessTokens(writer.clone()), (writers / 2).clamp(1, 4), 64);
+        let issuances =
+            Batcher::new(InsertGrantsWithAccessTokens(writer.clone()), (writers as usize / 2).clamp(1, 4), 64);
         Ok(PostgresStore { pool, reader, writer, access_tokens, issuances })
     }
 
@@ -197,8 +200,9 @@ const INSERT_GRANTS_WITH_ACCESS_TOKENS: &str = "WITH new_grants AS (INSERT INTO 
      $14::int8[])";
 
 /// client_credentials issuance, batched: the new grants and their tokens of every request waiting go in one
-/// statement, so one commit (one wait for the WAL's flush) serves them all. If that statement fails, each
-/// pair is written alone, so only a pair at fault (a hash stored twice, a client deleted meanwhile) fails.
+/// statement, so one commit (one wait for the WAL's flush) serves them all. A statement the database refuses
+/// (a hash or grant id stored twice, a client deleted meanwhile, a value it cannot take) is split in halves
+/// until each pair at fault fails alone; everything else lands.
 #[derive(Debug)]
 struct InsertGrantsWithAccessTokens(Arc<Connections>);
 
@@ -207,45 +211,58 @@ impl BatchOp for InsertGrantsWithAccessTokens {
     type Output = ();
 
     async fn run(&self, inputs: Vec<(Grant, AccessToken)>) -> Vec<StoreResult<()>> {
-        match self.write(&inputs).await {
-            Ok(()) => inputs.iter().map(|_| Ok(())).collect(),
-            // A pair at fault: find it by writing each alone.
-            Err(StoreError::Conflict(_) | StoreError::Corrupt(_)) if inputs.len() > 1 => {
-                let mut results = Vec::with_capacity(inputs.len());
-                for pair in &inputs {
-                    results.push(self.write(std::slice::from_ref(pair)).await);
-                }
-                results
-            }
-            Err(e) => batch::each(e, inputs.len()),
-        }
+        let mut results = Vec::with_capacity(inputs.len());
+        self.write_or_split(&inputs, &mut results).await;
+        results
     }
 }
 
 impl InsertGrantsWithAccessTokens {
-    async fn write(&self, pairs: &[(Grant, AccessToken)]) -> StoreResult<()> {
-        let text = |f: fn(&(Grant, AccessToken)) -> Option<String>| pairs.iter().map(f).collect::<Vec<_>>();
-        let time = |f: fn(&(Grant, AccessToken)) -> Option<i64>| pairs.iter().map(f).collect::<Vec<_>>();
-        let mut db = self.0.lease().await.map_err(db_error("connection"))?;
+    /// Write `pairs`, pushing one result per pair. A refusal by the database splits them (at most ~2 log n
+    /// more statements for one pair at fault, where one by one would take n); any other failure (the
+    /// connection, the pool) is every pair's answer, with no further tries.
+    fn write_or_split<'a>(
+        &'a self,
+        pairs: &'a [(Grant, AccessToken)],
+        results: &'a mut Vec<StoreResult<()>>,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+        Box::pin(async move {
+            match self.write(pairs).await {
+                Ok(()) => results.extend(pairs.iter().map(|_| Ok(()))),
+                Err(sqlx::Error::Database(_)) if pairs.len() > 1 => {
+                    let (left, right) = pairs.split_at(pairs.len() / 2);
+                    self.write_or_split(left, results).await;
+                    self.write_or_split(right, results).await;
+                }
+                Err(e) => results.extend(batch::each(db_error("grant or access token")(e), pairs.len())),
+            }
+        })
+    }
+
+    async fn write(&self, pairs: &[(Grant, AccessToken)]) -> Result<(), sqlx::Error> {
+        type Pair = (Grant, AccessToken);
+        let text = |f: fn(&Pair) -> &str| pairs.iter().map(f).collect::<Vec<_>>();
+        let maybe = |f: fn(&Pair) -> Option<&str>| pairs.iter().map(f).collect::<Vec<_>>();
+        let time = |f: fn(&Pair) -> Option<i64>| pairs.iter().map(f).collect::<Vec<_>>();
+        let mut db = self.0.lease().await?;
         let done = sqlx::query(INSERT_GRANTS_WITH_ACCESS_TOKENS)
-            .bind(text(|(g, _)| Some(g.id.clone())))
-            .bind(text(|(g, _)| Some(g.client_id.clone())))
-            .bind(text(|(g, _)| g.subject.clone()))
+            .bind(text(|(g, _)| &g.id))
+            .bind(text(|(g, _)| &g.client_id))
+            .bind(maybe(|(g, _)| g.subject.as_deref()))
             .bind(time(|(g, _)| Some(sql::millis(g.created_at))))
             .bind(time(|(g, _)| Some(sql::millis(g.expires_at))))
             .bind(time(|(g, _)| sql::opt_millis(g.revoked_at)))
             .bind(pairs.iter().map(|(_, t)| sql::hash(&t.token_hash)).collect::<Vec<_>>())
-            .bind(text(|(_, t)| Some(t.grant_id.clone())))
-            .bind(text(|(_, t)| Some(t.client_id.clone())))
-            .bind(text(|(_, t)| t.subject.clone()))
-            .bind(text(|(_, t)| sql::scope(&t.scope)))
-            .bind(text(|(_, t)| Some(sql::resources(&t.resources))))
+            .bind(text(|(_, t)| &t.grant_id))
+            .bind(text(|(_, t)| &t.client_id))
+            .bind(maybe(|(_, t)| t.subject.as_deref()))
+            .bind(pairs.iter().map(|(_, t)| sql::scope(&t.scope)).collect::<Vec<_>>())
+            .bind(pairs.iter().map(|(_, t)| sql::resources(&t.resources)).collect::<Vec<_>>())
             .bind(time(|(_, t)| Some(sql::millis(t.issued_at))))
             .bind(time(|(_, t)| Some(sql::millis(t.expires_at))))
             .execute(db.conn())
             .await;
-        db.settle(done).map_err(db_error("access token"))?;
-        Ok(())
+        db.settle(done).map(drop)
     }
 }
 
@@ -278,7 +295,7 @@ mod tests {
     }
 
     /// The multi-row statement itself (concurrent calls only may reach it): every pair of a good batch lands;
-    /// in a batch with pairs at fault, the others still land and each bad one fails alone.
+    /// in a batch with pairs at fault, the others still land and each bad one fails alone, with its own error.
     #[tokio::test]
     async fn issuances_written_together_or_one_by_one() {
         use crate::testsuite::{bare_client, NOW};
@@ -329,6 +346,12 @@ mod tests {
         for refused in ["g-5", "g-6"] {
             assert_eq!(store.find_grant(refused).await.unwrap(), None, "{refused} left without its token");
         }
+        // Two pairs of one batch with the same hash: the first lands, as one after the other would.
+        let twice = vec![pair("g-8", "app", "at-8"), pair("g-9", "app", "at-8")];
+        let results = op.run(twice.clone()).await;
+        assert!(results[0].is_ok() && matches!(results[1], Err(StoreError::Conflict(_))), "{results:?}");
+        assert_eq!(store.find_access_token(&twice[0].1.token_hash, NOW).await.unwrap().as_ref(), Some(&twice[0].1));
+        assert_eq!(store.find_grant("g-9").await.unwrap(), None);
         store.close().await;
         teardown.await;
     }
