@@ -32,7 +32,7 @@ use crate::authorize::{address_key, authenticate_user, see_other, Verdict};
 use crate::client_auth::{self, AuthenticatedClient};
 use crate::client_ip::ClientIp;
 use crate::error::{no_store, ApiError};
-use crate::issue::{self, TokenRequest};
+use crate::issue::{self, Holder, TokenRequest};
 use crate::observe::AUDIT;
 use crate::pages::{ConsentPage, DeviceDonePage, DeviceEntryPage, DeviceNotice, LoginNotice, LoginPage, Problem};
 use crate::params::{Form, Params, Query};
@@ -123,7 +123,7 @@ pub(crate) async fn poll(
     } else {
         None
     };
-    let request = TokenRequest { grant: &grant_record, scope: grant.scope, resources: grant.resources };
+    let request = TokenRequest { holder: Holder::Grant(&grant_record), scope: grant.scope, resources: grant.resources };
     issue::respond(state, request, refresh).await
 }
 

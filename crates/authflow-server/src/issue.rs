@@ -34,35 +34,63 @@ pub struct TokenResponse {
 /// What a new access token is for.
 #[derive(Debug, Clone)]
 pub struct TokenRequest<'a> {
-    /// The grant it belongs to.
-    pub grant: &'a Grant,
+    /// Whose it is.
+    pub holder: Holder<'a>,
     /// Its scope.
     pub scope: Option<Scope>,
     /// Its audience.
     pub resources: Vec<String>,
 }
 
-/// A grant for `client_id`, living `ttl` (never longer than the policy's grant lifetime), not yet stored.
-pub fn grant_record(state: &AppState, client_id: &str, subject: Option<&str>, ttl: Duration) -> Grant {
-    let now = state.clock.now();
-    Grant {
-        id: authflow_core::token::grant_id(now, &mut OsEntropy),
-        client_id: client_id.to_owned(),
-        subject: subject.map(str::to_owned),
-        created_at: now,
-        expires_at: now + ttl.min(state.policy.grant_ttl),
-        revoked_at: None,
+/// Whose an access token is.
+#[derive(Debug, Clone, Copy)]
+pub enum Holder<'a> {
+    /// A grant a user (or a device's user) gave: the token lives no longer than it, and dies with it.
+    Grant(&'a Grant),
+    /// A client acting for itself (client_credentials), by its id: the token is all it was granted and
+    /// stands alone, revoked by itself.
+    Client(&'a str),
+}
+
+impl Holder<'_> {
+    fn client_id(&self) -> &str {
+        match self {
+            Holder::Grant(grant) => &grant.client_id,
+            Holder::Client(client_id) => client_id,
+        }
+    }
+
+    fn subject(&self) -> Option<&str> {
+        match self {
+            Holder::Grant(grant) => grant.subject.as_deref(),
+            Holder::Client(_) => None,
+        }
+    }
+
+    fn grant(&self) -> Option<&Grant> {
+        match self {
+            Holder::Grant(grant) => Some(grant),
+            Holder::Client(_) => None,
+        }
     }
 }
 
-/// A new, stored grant (see [`grant_record`]).
+/// A new, stored grant for `client_id`, living `ttl` (never longer than the policy's grant lifetime).
 pub async fn new_grant(
     state: &AppState,
     client_id: &str,
     subject: Option<&str>,
     ttl: Duration,
 ) -> Result<Grant, ApiError> {
-    let grant = grant_record(state, client_id, subject, ttl);
+    let now = state.clock.now();
+    let grant = Grant {
+        id: authflow_core::token::grant_id(now, &mut OsEntropy),
+        client_id: client_id.to_owned(),
+        subject: subject.map(str::to_owned),
+        created_at: now,
+        expires_at: now + ttl.min(state.policy.grant_ttl),
+        revoked_at: None,
+    };
     state.store.insert_grant(&grant).await?;
     Ok(grant)
 }
@@ -70,16 +98,17 @@ pub async fn new_grant(
 /// A new access token and its record (not yet stored).
 async fn access_token(state: &AppState, req: &TokenRequest<'_>) -> Result<(SecretToken, AccessToken), ApiError> {
     let now = state.clock.now();
-    let expires_at = (now + state.policy.access_token_ttl).min(req.grant.expires_at);
+    let expires_at = now + state.policy.access_token_ttl;
+    let expires_at = req.holder.grant().map_or(expires_at, |grant| expires_at.min(grant.expires_at));
     let token = match state.policy.access_token_format {
         AccessTokenFormat::Opaque => SecretToken::generate(TokenKind::AccessToken, now, &mut OsEntropy),
         AccessTokenFormat::Jwt => SecretToken::from_presented(jwt_access_token(state, req, now, expires_at).await?),
     };
     let record = AccessToken {
         token_hash: token.hash(),
-        grant_id: req.grant.id.clone(),
-        client_id: req.grant.client_id.clone(),
-        subject: req.grant.subject.clone(),
+        grant_id: req.holder.grant().map(|grant| grant.id.clone()),
+        client_id: req.holder.client_id().to_owned(),
+        subject: req.holder.subject().map(str::to_owned),
         scope: req.scope.clone(),
         resources: req.resources.clone(),
         issued_at: now,
@@ -101,12 +130,13 @@ async fn jwt_access_token(
         [one] => Audience::one(one.clone()),
         many => Audience::many(many.iter().cloned()),
     };
-    let subject = req.grant.subject.clone().unwrap_or_else(|| req.grant.client_id.clone());
+    let client_id = req.holder.client_id();
+    let subject = req.holder.subject().unwrap_or(client_id).to_owned();
     let mut claims = AccessTokenClaims::new(
         state.issuer_string(),
         subject,
         audience,
-        req.grant.client_id.clone(),
+        client_id.to_owned(),
         now,
         now.saturating_until(expires_at),
         &mut OsEntropy,
@@ -149,13 +179,6 @@ pub async fn respond(
     let (access, record) = access_token(state, &req).await?;
     state.store.insert_access_token(&record).await?;
     Ok(response(access, &record, req, refresh))
-}
-
-/// [`respond`] for a grant not stored yet (`grant_record`), stored with the token in one write.
-pub async fn respond_with_new_grant(state: &AppState, req: TokenRequest<'_>) -> Result<TokenResponse, ApiError> {
-    let (access, record) = access_token(state, &req).await?;
-    state.store.insert_grant_with_access_token(req.grant, &record).await?;
-    Ok(response(access, &record, req, None))
 }
 
 fn response(

@@ -13,7 +13,7 @@ use axum::Json;
 
 use crate::client_auth::{self, AuthenticatedClient};
 use crate::error::{no_store, ApiError};
-use crate::issue::{self, TokenRequest};
+use crate::issue::{self, Holder, TokenRequest};
 use crate::observe::AUDIT;
 use crate::params::{Form, Params};
 use crate::{rules, AppState};
@@ -95,8 +95,12 @@ async fn authorization_code(
         None
     };
     let openid = code.scope.as_ref().is_some_and(|s| s.contains("openid"));
-    let mut response =
-        issue::respond(state, TokenRequest { grant: &grant, scope: code.scope.clone(), resources }, refresh).await?;
+    let mut response = issue::respond(
+        state,
+        TokenRequest { holder: Holder::Grant(&grant), scope: code.scope.clone(), resources },
+        refresh,
+    )
+    .await?;
     if openid {
         response.id_token = Some(issue::id_token(state, &code, &response.access_token).await?);
     }
@@ -165,7 +169,7 @@ async fn refresh_token(
         tracing::warn!(target: AUDIT, client_id = client.id(), "concurrent refresh token reuse; grant revoked");
         return Err(invalid_grant("refresh token already used; the grant is revoked"));
     }
-    issue::respond(state, TokenRequest { grant: &grant, scope, resources }, Some(token)).await
+    issue::respond(state, TokenRequest { holder: Holder::Grant(&grant), scope, resources }, Some(token)).await
 }
 
 /// RFC 6749 §4.4: confidential clients acting for themselves. No refresh token (§4.4.3).
@@ -179,8 +183,6 @@ async fn client_credentials(
     }
     let scope = rules::decide_scope(state, &client.client, params.get("scope"))?;
     let resources = rules::decide_resources(state, &client.client, params.get("resource"))?;
-    // The grant holds only this token; a little slack keeps it from capping the token's own lifetime.
-    let ttl = state.policy.access_token_ttl + state.policy.clock_skew;
-    let grant = issue::grant_record(state, client.id(), None, ttl);
-    issue::respond_with_new_grant(state, TokenRequest { grant: &grant, scope, resources }).await
+    // No grant: the token is all the client is given, and revoking it is all there is to revoke.
+    issue::respond(state, TokenRequest { holder: Holder::Client(client.id()), scope, resources }, None).await
 }

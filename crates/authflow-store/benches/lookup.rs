@@ -16,7 +16,7 @@ use authflow_core::entropy::SeededEntropy;
 use authflow_core::{Scope, SecretToken, TokenHash, TokenKind, UnixTime};
 use authflow_store::sqlite::SqliteStore;
 use authflow_store::testsuite::bare_client;
-use authflow_store::{AccessToken, Grant, MemoryStore, Store};
+use authflow_store::{AccessToken, MemoryStore, Store};
 use criterion::{criterion_group, criterion_main, Criterion};
 
 /// Tokens issued before measuring.
@@ -39,25 +39,17 @@ async fn issue(store: &dyn Store, now: UnixTime) -> Vec<TokenHash> {
     for i in 0..TOKENS {
         let issued_at = UnixTime::from_millis(now.as_millis() - (TOKENS - i) as u64);
         let token = SecretToken::generate(TokenKind::AccessToken, issued_at, &mut entropy);
-        let grant = Grant {
-            id: format!("g{i:08}"),
-            client_id: "bench-service".into(),
-            subject: None,
-            created_at: issued_at,
-            expires_at: now + std::time::Duration::from_secs(3600),
-            revoked_at: None,
-        };
         let access = AccessToken {
             token_hash: TokenHash::of(token.expose()),
-            grant_id: grant.id.clone(),
-            client_id: grant.client_id.clone(),
+            grant_id: None,
+            client_id: "bench-service".into(),
             subject: None,
             scope: Scope::parse("notes:read").ok(),
             resources: vec!["https://mcp.example.com/mcp".into()],
             issued_at,
             expires_at: now + std::time::Duration::from_secs(600),
         };
-        store.insert_grant_with_access_token(&grant, &access).await.expect("issue a token");
+        store.insert_access_token(&access).await.expect("issue a token");
         hashes.push(access.token_hash);
     }
     hashes

@@ -64,7 +64,9 @@ impl Inner {
         let Inner { clients, users, grants, codes, access, refresh, devices, sessions, consents, .. } = self;
         grants.retain(|_, g| clients.contains_key(&g.client_id));
         codes.retain(|_, (c, _)| clients.contains_key(&c.client_id));
-        access.retain(|_, (t, _)| clients.contains_key(&t.client_id) && grants.contains_key(&t.grant_id));
+        access.retain(|_, (t, _)| {
+            clients.contains_key(&t.client_id) && t.grant_id.as_ref().is_none_or(|g| grants.contains_key(g))
+        });
         refresh.retain(|_, (t, _, _)| clients.contains_key(&t.client_id) && grants.contains_key(&t.grant_id));
         devices.retain(|_, d| clients.contains_key(&d.client_id));
         sessions.retain(|_, s| users.contains_key(&s.user_id));
@@ -231,30 +233,13 @@ impl TokenStore for MemoryStore {
 
     async fn insert_access_token(&self, token: &AccessToken) -> StoreResult<()> {
         let mut s = self.lock();
-        s.require_grant("access token", &token.grant_id, &token.client_id)?;
-        if s.access.contains_key(&token.token_hash) {
-            return Err(StoreError::Conflict("access token"));
-        }
-        s.access.insert(token.token_hash, (token.clone(), None));
-        Ok(())
-    }
-
-    async fn insert_grant_with_access_token(&self, grant: &Grant, token: &AccessToken) -> StoreResult<()> {
-        // One lock for both: nobody sees the grant without its token.
-        let mut s = self.lock();
-        if s.grants.contains_key(&grant.id) {
-            return Err(StoreError::Conflict("grant"));
+        match &token.grant_id {
+            Some(grant_id) => s.require_grant("access token", grant_id, &token.client_id)?,
+            None => s.require_client("access token", &token.client_id)?,
         }
         if s.access.contains_key(&token.token_hash) {
             return Err(StoreError::Conflict("access token"));
         }
-        s.require_client("grant", &grant.client_id)?;
-        // The checks `insert_access_token` makes, with the new grant counted as existing.
-        if token.grant_id != grant.id {
-            s.require_grant("access token", &token.grant_id, &token.client_id)?;
-        }
-        s.require_client("access token", &token.client_id)?;
-        s.grants.insert(grant.id.clone(), grant.clone());
         s.access.insert(token.token_hash, (token.clone(), None));
         Ok(())
     }
@@ -263,7 +248,9 @@ impl TokenStore for MemoryStore {
         let s = self.lock();
         Ok(s.access
             .get(token_hash)
-            .filter(|(t, revoked)| revoked.is_none() && t.expires_at > now && !s.grant_revoked(&t.grant_id))
+            .filter(|(t, revoked)| {
+                revoked.is_none() && t.expires_at > now && t.grant_id.as_deref().is_none_or(|g| !s.grant_revoked(g))
+            })
             .map(|(t, _)| t.clone()))
     }
 

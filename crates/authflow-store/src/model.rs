@@ -170,8 +170,9 @@ pub enum CodeConsumption {
 pub struct AccessToken {
     /// SHA-256 of the token.
     pub token_hash: TokenHash,
-    /// The grant it belongs to.
-    pub grant_id: String,
+    /// The grant it belongs to, whose revocation ends it. `None` for a token that stands alone: a client
+    /// acting for itself (client_credentials) has no grant beyond the token, which is revoked by itself.
+    pub grant_id: Option<String>,
     /// The client it was issued to.
     pub client_id: String,
     /// The user it acts for, if any.

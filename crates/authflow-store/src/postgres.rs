@@ -27,7 +27,7 @@ use sqlx::{Connection, Postgres, Transaction};
 
 use crate::batch::{self, BatchOp, Batcher};
 use crate::lease::{Connections, Lease};
-use crate::model::{AccessToken, Grant};
+use crate::model::AccessToken;
 use crate::sql::{self, db_error};
 use crate::{StoreError, StoreResult};
 
@@ -58,8 +58,8 @@ pub struct PostgresStore {
     writer: Arc<Connections>,
     /// Introspection's lookups, many per statement under load (see `batch`).
     access_tokens: Arc<Batcher<FindAccessTokens>>,
-    /// client_credentials issuances, many per statement and commit under load.
-    issuances: Arc<Batcher<InsertGrantsWithAccessTokens>>,
+    /// Access-token issuances, many per statement and commit under load.
+    issuances: Arc<Batcher<InsertAccessTokens>>,
 }
 
 impl PostgresStore {
@@ -92,8 +92,7 @@ impl PostgresStore {
         let access_tokens = Batcher::new(FindAccessTokens(reader.clone()), (readers as usize / 4).clamp(1, 2), 64);
         // Each batch is a commit, which waits for the WAL to reach the disk: a few at once keep the disk
         // busy while the other writers serve everything else.
-        let issuances =
-            Batcher::new(InsertGrantsWithAccessTokens(writer.clone()), (writers as usize / 2).clamp(1, 4), 64);
+        let issuances = Batcher::new(InsertAccessTokens(writer.clone()), (writers as usize / 2).clamp(1, 4), 64);
         Ok(PostgresStore { pool, reader, writer, access_tokens, issuances })
     }
 
@@ -142,8 +141,8 @@ impl PostgresStore {
         self.access_tokens.call((*hash, now)).await
     }
 
-    async fn insert_grant_with_access_token_batched(&self, grant: &Grant, token: &AccessToken) -> StoreResult<()> {
-        self.issuances.call((grant.clone(), token.clone())).await
+    async fn insert_access_token_batched(&self, token: &AccessToken) -> StoreResult<()> {
+        self.issuances.call(token.clone()).await
     }
 }
 
@@ -159,7 +158,7 @@ crate::sql::impl_sql_store!(PostgresStore, Postgres, "postgres");
 const FIND_ACCESS_TOKENS: &str = "SELECT a.token_hash AS token_hash, a.grant_id AS grant_id, \
      a.client_id AS client_id, a.subject AS subject, a.scope AS scope, a.resources AS resources, \
      a.issued_at AS issued_at, a.expires_at AS expires_at \
-     FROM access_tokens a JOIN grants g ON g.id = a.grant_id \
+     FROM access_tokens a LEFT JOIN grants g ON g.id = a.grant_id \
      WHERE a.token_hash = ANY($1) AND a.revoked_at IS NULL AND g.revoked_at IS NULL";
 
 /// Introspection's lookup, batched: each statement and round trip serves every lookup waiting for one.
@@ -189,77 +188,66 @@ impl BatchOp for FindAccessTokens {
     }
 }
 
-/// New grants, each with its first access token, in one statement: one round trip and one commit, atomic
-/// as any statement; one array per column, the rows in order. The tokens' foreign-key checks run at the
-/// statement's end, so they see the grants.
-const INSERT_GRANTS_WITH_ACCESS_TOKENS: &str = "WITH new_grants AS (INSERT INTO grants \
-     (id, client_id, subject, created_at, expires_at, revoked_at) \
-     SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::int8[])) \
-     INSERT INTO access_tokens (token_hash, grant_id, client_id, subject, scope, resources, issued_at, expires_at) \
-     SELECT * FROM UNNEST($7::bytea[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::int8[], \
-     $14::int8[])";
+/// New access tokens in one statement: one round trip and one commit, atomic as any statement; one array
+/// per column, the rows in order.
+const INSERT_ACCESS_TOKENS: &str = "INSERT INTO access_tokens \
+     (token_hash, grant_id, client_id, subject, scope, resources, issued_at, expires_at) \
+     SELECT * FROM UNNEST($1::bytea[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[], \
+     $8::int8[])";
 
-/// client_credentials issuance, batched: the new grants and their tokens of every request waiting go in one
-/// statement, so one commit (one wait for the WAL's flush) serves them all. A statement the database refuses
-/// (a hash or grant id stored twice, a client deleted meanwhile, a value it cannot take) is split in halves
-/// until each pair at fault fails alone; everything else lands.
+/// Issuance, batched: the tokens of every request waiting go in one statement, so one commit (one wait for
+/// the WAL's flush) serves them all. A statement the database refuses (a hash stored twice, a client or
+/// grant deleted meanwhile, a value it cannot take) is split in halves until each token at fault fails
+/// alone; everything else lands.
 #[derive(Debug)]
-struct InsertGrantsWithAccessTokens(Arc<Connections>);
+struct InsertAccessTokens(Arc<Connections>);
 
-impl BatchOp for InsertGrantsWithAccessTokens {
-    type Input = (Grant, AccessToken);
+impl BatchOp for InsertAccessTokens {
+    type Input = AccessToken;
     type Output = ();
 
-    async fn run(&self, inputs: Vec<(Grant, AccessToken)>) -> Vec<StoreResult<()>> {
+    async fn run(&self, inputs: Vec<AccessToken>) -> Vec<StoreResult<()>> {
         let mut results = Vec::with_capacity(inputs.len());
         self.write_or_split(&inputs, &mut results).await;
         results
     }
 }
 
-impl InsertGrantsWithAccessTokens {
-    /// Write `pairs`, pushing one result per pair. A refusal by the database splits them (at most ~2 log n
-    /// more statements for one pair at fault, where one by one would take n); any other failure (the
-    /// connection, the pool) is every pair's answer, with no further tries.
+impl InsertAccessTokens {
+    /// Write `tokens`, pushing one result per token. A refusal by the database splits them (at most ~2 log n
+    /// more statements for one token at fault, where one by one would take n); any other failure (the
+    /// connection, the pool) is every token's answer, with no further tries.
     fn write_or_split<'a>(
         &'a self,
-        pairs: &'a [(Grant, AccessToken)],
+        tokens: &'a [AccessToken],
         results: &'a mut Vec<StoreResult<()>>,
     ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
         Box::pin(async move {
-            match self.write(pairs).await {
-                Ok(()) => results.extend(pairs.iter().map(|_| Ok(()))),
-                Err(sqlx::Error::Database(_)) if pairs.len() > 1 => {
-                    let (left, right) = pairs.split_at(pairs.len() / 2);
+            match self.write(tokens).await {
+                Ok(()) => results.extend(tokens.iter().map(|_| Ok(()))),
+                Err(sqlx::Error::Database(_)) if tokens.len() > 1 => {
+                    let (left, right) = tokens.split_at(tokens.len() / 2);
                     self.write_or_split(left, results).await;
                     self.write_or_split(right, results).await;
                 }
-                Err(e) => results.extend(batch::each(db_error("grant or access token")(e), pairs.len())),
+                Err(e) => results.extend(batch::each(db_error("access token")(e), tokens.len())),
             }
         })
     }
 
-    async fn write(&self, pairs: &[(Grant, AccessToken)]) -> Result<(), sqlx::Error> {
-        type Pair = (Grant, AccessToken);
-        let text = |f: fn(&Pair) -> &str| pairs.iter().map(f).collect::<Vec<_>>();
-        let maybe = |f: fn(&Pair) -> Option<&str>| pairs.iter().map(f).collect::<Vec<_>>();
-        let time = |f: fn(&Pair) -> Option<i64>| pairs.iter().map(f).collect::<Vec<_>>();
+    async fn write(&self, tokens: &[AccessToken]) -> Result<(), sqlx::Error> {
+        let column = |f: fn(&AccessToken) -> Option<&str>| tokens.iter().map(f).collect::<Vec<_>>();
+        let time = |f: fn(&AccessToken) -> UnixTime| tokens.iter().map(|t| sql::millis(f(t))).collect::<Vec<_>>();
         let mut db = self.0.lease().await?;
-        let done = sqlx::query(INSERT_GRANTS_WITH_ACCESS_TOKENS)
-            .bind(text(|(g, _)| &g.id))
-            .bind(text(|(g, _)| &g.client_id))
-            .bind(maybe(|(g, _)| g.subject.as_deref()))
-            .bind(time(|(g, _)| Some(sql::millis(g.created_at))))
-            .bind(time(|(g, _)| Some(sql::millis(g.expires_at))))
-            .bind(time(|(g, _)| sql::opt_millis(g.revoked_at)))
-            .bind(pairs.iter().map(|(_, t)| sql::hash(&t.token_hash)).collect::<Vec<_>>())
-            .bind(text(|(_, t)| &t.grant_id))
-            .bind(text(|(_, t)| &t.client_id))
-            .bind(maybe(|(_, t)| t.subject.as_deref()))
-            .bind(pairs.iter().map(|(_, t)| sql::scope(&t.scope)).collect::<Vec<_>>())
-            .bind(pairs.iter().map(|(_, t)| sql::resources(&t.resources)).collect::<Vec<_>>())
-            .bind(time(|(_, t)| Some(sql::millis(t.issued_at))))
-            .bind(time(|(_, t)| Some(sql::millis(t.expires_at))))
+        let done = sqlx::query(INSERT_ACCESS_TOKENS)
+            .bind(tokens.iter().map(|t| sql::hash(&t.token_hash)).collect::<Vec<_>>())
+            .bind(column(|t| t.grant_id.as_deref()))
+            .bind(tokens.iter().map(|t| t.client_id.as_str()).collect::<Vec<_>>())
+            .bind(column(|t| t.subject.as_deref()))
+            .bind(tokens.iter().map(|t| sql::scope(&t.scope)).collect::<Vec<_>>())
+            .bind(tokens.iter().map(|t| sql::resources(&t.resources)).collect::<Vec<_>>())
+            .bind(time(|t| t.issued_at))
+            .bind(time(|t| t.expires_at))
             .execute(db.conn())
             .await;
         db.settle(done).map(drop)
@@ -294,64 +282,63 @@ mod tests {
         teardown.await;
     }
 
-    /// The multi-row statement itself (concurrent calls only may reach it): every pair of a good batch lands;
-    /// in a batch with pairs at fault, the others still land and each bad one fails alone, with its own error.
+    /// The multi-row statement itself (concurrent calls only may reach it): every token of a good batch
+    /// lands; in a batch with tokens at fault, the others still land and each bad one fails alone, with its
+    /// own error.
     #[tokio::test]
     async fn issuances_written_together_or_one_by_one() {
         use crate::testsuite::{bare_client, NOW};
-        use crate::ClientStore;
+        use crate::{ClientStore, Grant};
         let (schema, options, teardown) = fresh_schema().await;
         let store = PostgresStore::connect_with(options.options([("search_path", schema.as_str())]), 4).await.unwrap();
         store.migrate().await.unwrap();
         store.insert_client(&bare_client("app")).await.unwrap();
         let later = NOW + Duration::from_secs(3600);
-        let pair = |grant_id: &str, client_id: &str, label: &str| {
-            let grant = Grant {
-                id: grant_id.into(),
-                client_id: client_id.into(),
-                subject: None,
-                created_at: NOW,
-                expires_at: later,
-                revoked_at: None,
-            };
-            let token = AccessToken {
-                token_hash: TokenHash::of(label),
-                grant_id: grant_id.into(),
-                client_id: client_id.into(),
-                subject: None,
-                scope: None,
-                resources: vec!["https://mcp.example/mcp".into()],
-                issued_at: NOW,
-                expires_at: later,
-            };
-            (grant, token)
+        let grant = Grant {
+            id: "g".into(),
+            client_id: "app".into(),
+            subject: None,
+            created_at: NOW,
+            expires_at: later,
+            revoked_at: None,
         };
-        let op = InsertGrantsWithAccessTokens(store.writer.clone());
-        let good = vec![pair("g-1", "app", "at-1"), pair("g-2", "app", "at-2"), pair("g-3", "app", "at-3")];
+        store.insert_grant(&grant).await.unwrap();
+        let token = |label: &str, grant_id: Option<&str>, client_id: &str| AccessToken {
+            token_hash: TokenHash::of(label),
+            grant_id: grant_id.map(Into::into),
+            client_id: client_id.into(),
+            subject: None,
+            scope: None,
+            resources: vec!["https://mcp.example/mcp".into()],
+            issued_at: NOW,
+            expires_at: later,
+        };
+        let op = InsertAccessTokens(store.writer.clone());
+        let good = vec![token("at-1", None, "app"), token("at-2", Some("g"), "app"), token("at-3", None, "app")];
         assert!(op.run(good.clone()).await.iter().all(Result::is_ok));
         let mixed = vec![
-            pair("g-4", "app", "at-4"),
-            pair("g-5", "app", "at-1"),   // a token hash stored already
-            pair("g-6", "ghost", "at-6"), // a client that does not exist
-            pair("g-7", "app", "at-7"),
+            token("at-4", None, "app"),
+            token("at-1", None, "app"),          // a token hash stored already
+            token("at-6", None, "ghost"),        // a client that does not exist
+            token("at-7", Some("ghost"), "app"), // nor does this grant
+            token("at-8", Some("g"), "app"),
         ];
         let results = op.run(mixed.clone()).await;
-        assert!(results[0].is_ok() && results[3].is_ok(), "{results:?}");
+        assert!(results[0].is_ok() && results[4].is_ok(), "{results:?}");
         assert!(matches!(results[1], Err(StoreError::Conflict(_))), "{results:?}");
         assert!(matches!(results[2], Err(StoreError::Corrupt(_))), "{results:?}");
-        for (grant, token) in good.iter().chain([&mixed[0], &mixed[3]]) {
+        assert!(matches!(results[3], Err(StoreError::Corrupt(_))), "{results:?}");
+        for token in good.iter().chain([&mixed[0], &mixed[4]]) {
             assert_eq!(store.find_access_token(&token.token_hash, NOW).await.unwrap().as_ref(), Some(token));
-            assert_eq!(store.find_grant(&grant.id).await.unwrap().as_ref(), Some(grant));
         }
-        for refused in ["g-5", "g-6"] {
-            assert_eq!(store.find_grant(refused).await.unwrap(), None, "{refused} left without its token");
+        for refused in &mixed[2..4] {
+            assert_eq!(store.find_access_token(&refused.token_hash, NOW).await.unwrap(), None);
         }
-        // Two pairs of one batch with the same hash: the first lands, as one after the other would.
-        let twice = vec![pair("g-8", "app", "at-8"), pair("g-9", "app", "at-8")];
+        // Two tokens of one batch with the same hash: the first lands, as one after the other would.
+        let twice = vec![token("at-9", None, "app"), token("at-9", Some("g"), "app")];
         let results = op.run(twice.clone()).await;
         assert!(results[0].is_ok() && matches!(results[1], Err(StoreError::Conflict(_))), "{results:?}");
-        assert_eq!(store.find_access_token(&twice[0].1.token_hash, NOW).await.unwrap().as_ref(), Some(&twice[0].1));
-        assert_eq!(store.find_grant("g-9").await.unwrap(), None);
+        assert_eq!(store.find_access_token(&twice[0].token_hash, NOW).await.unwrap().as_ref(), Some(&twice[0]));
         store.close().await;
         teardown.await;
     }

@@ -370,7 +370,7 @@ pub(crate) fn code(r: &impl Columns) -> StoreResult<AuthorizationCode> {
 pub(crate) fn access_token(r: &impl Columns) -> StoreResult<AccessToken> {
     Ok(AccessToken {
         token_hash: r.hash("token_hash")?,
-        grant_id: r.text("grant_id")?,
+        grant_id: r.opt_text("grant_id")?,
         client_id: r.text("client_id")?,
         subject: r.opt_text("subject")?,
         scope: r.scope("scope")?,
@@ -557,11 +557,11 @@ pub(crate) const FIND_CODE: &str =
 
 pub(crate) const INSERT_ACCESS_TOKEN: &str =
     concat!("INSERT INTO access_tokens (", token_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)");
-/// Live tokens only: two primary-key lookups.
+/// Live tokens only: two primary-key lookups, one for a token without a grant (whose `g` columns are NULL).
 pub(crate) const FIND_ACCESS_TOKEN: &str = "SELECT a.token_hash AS token_hash, a.grant_id AS grant_id, \
      a.client_id AS client_id, a.subject AS subject, a.scope AS scope, a.resources AS resources, \
      a.issued_at AS issued_at, a.expires_at AS expires_at \
-     FROM access_tokens a JOIN grants g ON g.id = a.grant_id \
+     FROM access_tokens a LEFT JOIN grants g ON g.id = a.grant_id \
      WHERE a.token_hash = $1 AND a.revoked_at IS NULL AND a.expires_at > $2 AND g.revoked_at IS NULL";
 pub(crate) const REVOKE_ACCESS_TOKEN: &str =
     "UPDATE access_tokens SET revoked_at = COALESCE(revoked_at, $2) WHERE token_hash = $1";
@@ -648,8 +648,8 @@ pub(crate) const PURGE_CLIENTS: &str = "DELETE FROM clients WHERE expires_at <= 
 ///   transaction (PostgreSQL serialises purges across replicas there);
 /// - `async fn find_access_token_batched(&self, &TokenHash, UnixTime) -> StoreResult<Option<AccessToken>>`:
 ///   the lookup of every introspection, which the backend may batch;
-/// - `async fn insert_grant_with_access_token_batched(&self, &Grant, &AccessToken) -> StoreResult<()>`: the
-///   write of every client_credentials issuance, which the backend may batch.
+/// - `async fn insert_access_token_batched(&self, &AccessToken) -> StoreResult<()>`: the write of every
+///   issuance, which the backend may batch.
 ///
 /// Every lease is settled with its query's outcome (see `lease`).
 ///
@@ -693,42 +693,17 @@ macro_rules! impl_sql_store {
                     .bind(u.disabled)
             }
 
-            /// `INSERT_ACCESS_TOKEN` or `INSERT_REFRESH_TOKEN` with its parameters.
-            #[allow(clippy::too_many_arguments)]
-            fn token_query<'q>(
-                statement: &'static str,
-                token_hash: &'q TokenHash,
-                grant_id: &'q str,
-                client_id: &'q str,
-                subject: Option<&'q str>,
-                scope: &Option<authflow_core::Scope>,
-                resources: &[String],
-                issued_at: UnixTime,
-                expires_at: UnixTime,
-            ) -> Query<'q> {
-                sqlx::query(statement)
-                    .bind(sql::hash(token_hash))
-                    .bind(grant_id)
-                    .bind(client_id)
-                    .bind(subject)
-                    .bind(sql::scope(scope))
-                    .bind(sql::resources(resources))
-                    .bind(sql::millis(issued_at))
-                    .bind(sql::millis(expires_at))
-            }
-
-            fn access_query<'q>(t: &'q AccessToken) -> Query<'q> {
-                token_query(
-                    sql::INSERT_ACCESS_TOKEN,
-                    &t.token_hash,
-                    &t.grant_id,
-                    &t.client_id,
-                    t.subject.as_deref(),
-                    &t.scope,
-                    &t.resources,
-                    t.issued_at,
-                    t.expires_at,
-                )
+            /// `INSERT_REFRESH_TOKEN` with its parameters (access tokens go through the backend's batches).
+            fn refresh_query<'q>(t: &'q RefreshToken) -> Query<'q> {
+                sqlx::query(sql::INSERT_REFRESH_TOKEN)
+                    .bind(sql::hash(&t.token_hash))
+                    .bind(t.grant_id.as_str())
+                    .bind(t.client_id.as_str())
+                    .bind(t.subject.as_deref())
+                    .bind(sql::scope(&t.scope))
+                    .bind(sql::resources(&t.resources))
+                    .bind(sql::millis(t.issued_at))
+                    .bind(sql::millis(t.expires_at))
             }
 
             fn grant_query<'q>(grant: &'q Grant) -> Query<'q> {
@@ -739,20 +714,6 @@ macro_rules! impl_sql_store {
                     .bind(sql::millis(grant.created_at))
                     .bind(sql::millis(grant.expires_at))
                     .bind(sql::opt_millis(grant.revoked_at))
-            }
-
-            fn refresh_query<'q>(t: &'q RefreshToken) -> Query<'q> {
-                token_query(
-                    sql::INSERT_REFRESH_TOKEN,
-                    &t.token_hash,
-                    &t.grant_id,
-                    &t.client_id,
-                    t.subject.as_deref(),
-                    &t.scope,
-                    &t.resources,
-                    t.issued_at,
-                    t.expires_at,
-                )
             }
 
             /// `INSERT_DEVICE_GRANT` or `UPDATE_DEVICE_GRANT` with its parameters.
@@ -874,10 +835,6 @@ macro_rules! impl_sql_store {
                     Ok(())
                 }
 
-                async fn insert_grant_with_access_token(&self, grant: &Grant, t: &AccessToken) -> StoreResult<()> {
-                    self.insert_grant_with_access_token_batched(grant, t).await
-                }
-
                 async fn find_grant(&self, id: &str) -> StoreResult<Option<Grant>> {
                     let mut db = self.read().await?;
                     let row = sqlx::query(sql::FIND_GRANT).bind(id).fetch_optional(db.conn()).await;
@@ -947,10 +904,7 @@ macro_rules! impl_sql_store {
                 }
 
                 async fn insert_access_token(&self, t: &AccessToken) -> StoreResult<()> {
-                    let mut db = self.write().await?;
-                    let done = access_query(t).execute(db.conn()).await;
-                    db.settle(done).map_err(db_error("access token"))?;
-                    Ok(())
+                    self.insert_access_token_batched(t).await
                 }
 
                 async fn find_access_token(

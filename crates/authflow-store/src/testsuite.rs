@@ -157,8 +157,8 @@ macro_rules! store_suite {
             concurrent_code_consumption
             access_token_lookup
             concurrent_access_token_lookups
-            grant_and_access_token_together
-            concurrent_grants_with_access_tokens
+            standalone_access_tokens
+            concurrent_access_token_issuances
             refresh_rotation
             rotation_conflict_changes_nothing
             concurrent_refresh_rotation
@@ -348,7 +348,7 @@ fn code(label: &str, grant_id: &str, client_id: &str, expires_at: UnixTime) -> A
 fn access(label: &str, grant_id: &str, client_id: &str, expires_at: UnixTime) -> AccessToken {
     AccessToken {
         token_hash: hash(label),
-        grant_id: grant_id.to_owned(),
+        grant_id: Some(grant_id.to_owned()),
         client_id: client_id.to_owned(),
         subject: Some("user-1".into()),
         scope: Some(scope("notes:read")),
@@ -356,6 +356,11 @@ fn access(label: &str, grant_id: &str, client_id: &str, expires_at: UnixTime) ->
         issued_at: earlier(1),
         expires_at,
     }
+}
+
+/// A token without a grant, as client_credentials issues: the client acts for itself.
+fn standalone(label: &str, client_id: &str, expires_at: UnixTime) -> AccessToken {
+    AccessToken { grant_id: None, subject: None, ..access(label, "", client_id, expires_at) }
 }
 
 fn refresh(label: &str, grant_id: &str, client_id: &str, expires_at: UnixTime) -> RefreshToken {
@@ -761,85 +766,83 @@ pub async fn concurrent_access_token_lookups(store: Arc<dyn Store>) {
     }
 }
 
-/// Many grants with their first tokens at once (a backend may write them in one statement): each lands or
-/// fails on its own, and one at fault takes nothing else with it.
-pub async fn concurrent_grants_with_access_tokens(store: Arc<dyn Store>) {
-    store.insert_client(&bare_client("app")).await.must("insert client");
-    store
-        .insert_grant_with_access_token(
-            &grant("g-taken", "app", later(3600)),
-            &access("at-taken", "g-taken", "app", later(3600)),
-        )
-        .await
-        .must("insert");
-    let pair = |i: usize| {
-        let (id, label) = (format!("g-{i}"), format!("at-{i}"));
+/// Many issuances at once (a backend may write them in one statement), with and without a grant: each lands
+/// or fails on its own, and one at fault takes nothing else with it.
+pub async fn concurrent_access_token_issuances(store: Arc<dyn Store>) {
+    client_with_grant(&*store, "app", "g").await;
+    store.insert_access_token(&standalone("at-taken", "app", later(3600))).await.must("insert");
+    let token = |i: usize| {
+        let label = format!("at-{i}");
         match i {
-            // A token hash stored already, a client that does not exist, a grant id stored already.
-            7 => (grant(&id, "app", later(3600)), access("at-taken", &id, "app", later(3600))),
-            19 => (grant(&id, "ghost", later(3600)), access(&label, &id, "ghost", later(3600))),
-            31 => (grant("g-taken", "app", later(3600)), access(&label, "g-taken", "app", later(3600))),
-            _ => (grant(&id, "app", later(3600)), access(&label, &id, "app", later(3600))),
+            // A token hash stored already, a client that does not exist, a grant that does not exist.
+            7 => standalone("at-taken", "app", later(3600)),
+            19 => standalone(&label, "ghost", later(3600)),
+            31 => access(&label, "ghost-grant", "app", later(3600)),
+            _ if i % 2 == 0 => access(&label, "g", "app", later(3600)),
+            _ => standalone(&label, "app", later(3600)),
         }
     };
     let writes: Vec<_> = (0..48)
         .map(|i| {
             let store = store.clone();
-            let (g, t) = pair(i);
-            tokio::spawn(async move { store.insert_grant_with_access_token(&g, &t).await })
+            let t = token(i);
+            tokio::spawn(async move { store.insert_access_token(&t).await })
         })
         .collect();
     for (i, write) in writes.into_iter().enumerate() {
         let result = write.await.expect("the write task");
-        let (g, t) = pair(i);
+        let t = token(i);
         match i {
-            7 | 31 => expect_conflict(result, &format!("write {i}")),
-            19 => assert!(result.is_err(), "write {i}: a client that does not exist"),
+            7 => expect_conflict(result, &format!("write {i}")),
+            19 | 31 => expect_corrupt(result, &format!("write {i}: what it is issued from does not exist")),
             _ => {
                 result.must(&format!("write {i}"));
                 assert_eq!(store.find_access_token(&t.token_hash, NOW).await.must("find"), Some(t), "token {i}");
-                assert_eq!(store.find_grant(&g.id).await.must("find grant"), Some(g), "grant {i}");
             }
         }
     }
-    for gone in ["g-7", "g-19"] {
-        assert_eq!(store.find_grant(gone).await.must("find grant"), None, "{gone}: no grant without its token");
+    for refused in ["at-19", "at-31"] {
+        assert_eq!(store.find_access_token(&hash(refused), NOW).await.must("find"), None, "{refused}");
     }
-    assert_eq!(store.find_access_token(&hash("at-19"), NOW).await.must("find"), None);
-    assert_eq!(store.find_access_token(&hash("at-31"), NOW).await.must("find"), None, "no token of a refused grant");
+    assert_eq!(
+        store.find_access_token(&hash("at-taken"), NOW).await.must("find"),
+        Some(standalone("at-taken", "app", later(3600))),
+        "the first token with that hash is the one kept"
+    );
 }
 
-/// A grant stored with its first access token: both or neither.
-pub async fn grant_and_access_token_together(store: Arc<dyn Store>) {
-    store.insert_client(&bare_client("app")).await.must("insert client");
-    let first = access("at-1", "g1", "app", later(3600));
-    store.insert_grant_with_access_token(&grant("g1", "app", later(3600)), &first).await.must("insert both");
-    assert!(store.find_grant("g1").await.must("find grant").is_some(), "the grant");
-    assert_eq!(store.find_access_token(&first.token_hash, NOW).await.must("find"), Some(first.clone()), "the token");
+/// A token without a grant (client_credentials) lives until it expires or is revoked itself: no grant's
+/// revocation reaches it, its client's deletion takes it, and the purge removes it once expired.
+pub async fn standalone_access_tokens(store: Arc<dyn Store>) {
+    client_with_grant(&*store, "app", "g").await;
+    store.insert_client(&bare_client("other")).await.must("insert client");
+    let live = standalone("at-live", "app", later(3600));
+    let revoked = standalone("at-revoked", "app", later(3600));
+    let expired = standalone("at-expired", "app", earlier(1));
+    let of_other = standalone("at-other", "other", later(3600));
+    for t in [&live, &revoked, &expired, &of_other] {
+        store.insert_access_token(t).await.must("insert");
+    }
+    expect_conflict(store.insert_access_token(&live).await, "inserting a token twice");
+    assert_eq!(store.find_access_token(&live.token_hash, NOW).await.must("find"), Some(live.clone()));
+    assert_eq!(store.find_access_token(&expired.token_hash, NOW).await.must("find"), None, "expired");
+    assert!(store.revoke_access_token(&revoked.token_hash, NOW).await.must("revoke"));
+    assert_eq!(store.find_access_token(&revoked.token_hash, NOW).await.must("find"), None, "revoked");
 
-    // A token that cannot be stored takes its new grant with it.
-    expect_conflict(
-        store
-            .insert_grant_with_access_token(&grant("g2", "app", later(3600)), &access("at-1", "g2", "app", later(3600)))
-            .await,
-        "a token hash stored twice",
-    );
-    assert_eq!(store.find_grant("g2").await.must("find grant"), None, "no grant left without its token");
-    // A grant that cannot be stored takes its token with it.
-    let orphan = access("at-2", "g1", "app", later(3600));
-    expect_conflict(
-        store.insert_grant_with_access_token(&grant("g1", "app", later(3600)), &orphan).await,
-        "a grant id stored twice",
-    );
-    assert_eq!(store.find_access_token(&orphan.token_hash, NOW).await.must("find"), None, "no token without its grant");
-    // A client that does not exist: refused, nothing stored.
-    let stray = access("at-3", "g3", "ghost", later(3600));
-    assert!(store.insert_grant_with_access_token(&grant("g3", "ghost", later(3600)), &stray).await.is_err());
-    assert_eq!(store.find_grant("g3").await.must("find grant"), None);
-    assert_eq!(store.find_access_token(&stray.token_hash, NOW).await.must("find"), None);
-    // Revoking the grant kills the token, as for any grant.
-    assert!(store.revoke_grant("g1", NOW).await.must("revoke"));
-    assert_eq!(store.find_access_token(&first.token_hash, NOW).await.must("find"), None);
+    // The client's grants and its users' are revoked: nothing of it is the token's.
+    assert!(store.revoke_grant("g", NOW).await.must("revoke grant"));
+    assert_eq!(store.revoke_grants_of_subject("user-1", NOW).await.must("revoke subject"), 0);
+    assert_eq!(store.find_access_token(&live.token_hash, NOW).await.must("find"), Some(live.clone()));
+
+    let report = store.purge_expired(NOW).await.must("purge");
+    assert_eq!(report.access_tokens, 1, "the expired token purged: {report:?}");
+    assert!(!store.revoke_access_token(&expired.token_hash, NOW).await.must("revoke"), "gone");
+    assert!(store.find_access_token(&live.token_hash, NOW).await.must("find").is_some(), "the live one kept");
+
+    assert!(store.delete_client("app").await.must("delete client"));
+    assert_eq!(store.find_access_token(&live.token_hash, NOW).await.must("find"), None, "deleted with its client");
+    assert!(!store.revoke_access_token(&live.token_hash, NOW).await.must("revoke"), "not kept revoked either");
+    assert_eq!(store.find_access_token(&of_other.token_hash, NOW).await.must("find"), Some(of_other));
 }
 
 /// Rotation: `Active` → rotate → old `Rotated`, new `Active`; rotating the old one again fails.
@@ -1326,7 +1329,7 @@ pub async fn optional_fields_round_trip(store: Arc<dyn Store>) {
 }
 
 /// What is issued needs what it is issued from: a grant, code or device authorization needs its client,
-/// a token its grant. Violations are [`StoreError::Corrupt`] (a caller bug), and store nothing.
+/// a token its client and its grant, if it names one. Violations are [`StoreError::Corrupt`] (a caller bug), and store nothing.
 pub async fn references_are_enforced(store: Arc<dyn Store>) {
     expect_corrupt(store.insert_grant(&grant("g", "ghost", later(60))).await, "a grant for an unknown client");
     expect_corrupt(store.insert_code(&code("c", "g", "ghost", later(60))).await, "a code for an unknown client");
@@ -1336,6 +1339,10 @@ pub async fn references_are_enforced(store: Arc<dyn Store>) {
     );
     store.insert_client(&bare_client("app")).await.must("insert client");
     expect_corrupt(store.insert_access_token(&access("at", "g", "app", later(60))).await, "a token, unknown grant");
+    expect_corrupt(
+        store.insert_access_token(&standalone("at-alone", "ghost", later(60))).await,
+        "a token without a grant, unknown client",
+    );
     expect_corrupt(store.insert_refresh_token(&refresh("rt", "g", "app", later(60))).await, "a token, unknown grant");
     assert_eq!(store.find_grant("g").await.must("find"), None);
     assert_eq!(store.find_device_grant_by_user_code("GHOSTGHO").await.must("find"), None);

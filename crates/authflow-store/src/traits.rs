@@ -66,12 +66,9 @@ pub trait TokenStore: Send + Sync {
     /// [`CodeConsumption::Consumed`]; every later one gets [`CodeConsumption::Replayed`].
     async fn consume_code(&self, code_hash: &TokenHash, now: UnixTime) -> StoreResult<CodeConsumption>;
 
-    /// Store an access token. Its grant and client must exist.
+    /// Store an access token. Its client must exist, and its grant, if it has one.
     async fn insert_access_token(&self, token: &AccessToken) -> StoreResult<()>;
-    /// Record a new grant and the access token issued from it together (client credentials: the grant holds
-    /// only that token): **atomically**, both or neither, in one write where the backend can.
-    async fn insert_grant_with_access_token(&self, grant: &Grant, token: &AccessToken) -> StoreResult<()>;
-    /// Find a live access token: not expired at `now`, not revoked, grant not revoked.
+    /// Find a live access token: not expired at `now`, not revoked, its grant (if any) not revoked.
     async fn find_access_token(&self, token_hash: &TokenHash, now: UnixTime) -> StoreResult<Option<AccessToken>>;
     /// Revoke one access token; `false` if there was none.
     async fn revoke_access_token(&self, token_hash: &TokenHash, now: UnixTime) -> StoreResult<bool>;

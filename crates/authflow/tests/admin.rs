@@ -85,7 +85,7 @@ async fn disabling_or_removing_a_user_revokes_their_tokens() {
         };
         let access = AccessToken {
             token_hash: authflow_core::TokenHash::of(token),
-            grant_id: grant_id.into(),
+            grant_id: Some(grant_id.into()),
             client_id: client_id.clone(),
             subject: Some(alice.clone()),
             scope: None,
@@ -96,7 +96,8 @@ async fn disabling_or_removing_a_user_revokes_their_tokens() {
         (grant, access)
     };
     let (grant, access) = seed("g-1", "token-1");
-    store.insert_grant_with_access_token(&grant, &access).await.unwrap();
+    store.insert_grant(&grant).await.unwrap();
+    store.insert_access_token(&access).await.unwrap();
 
     let disabled = json_of(&authflow(&db).args(["user", "disable", "alice"]).output().unwrap());
     assert_eq!(disabled["grants_revoked"], 1, "{disabled}");
@@ -110,7 +111,8 @@ async fn disabling_or_removing_a_user_revokes_their_tokens() {
     assert!(store.find_access_token(&access.token_hash, now).await.unwrap().is_none(), "enabling revives nothing");
 
     let (grant, access) = seed("g-2", "token-2");
-    store.insert_grant_with_access_token(&grant, &access).await.unwrap();
+    store.insert_grant(&grant).await.unwrap();
+    store.insert_access_token(&access).await.unwrap();
     let removed = json_of(&authflow(&db).args(["user", "remove", "alice"]).output().unwrap());
     assert_eq!(removed["grants_revoked"], 1, "{removed}");
     assert!(store.find_access_token(&access.token_hash, now).await.unwrap().is_none(), "token revoked");

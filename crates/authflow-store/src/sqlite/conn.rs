@@ -151,9 +151,8 @@ pub(super) fn open(target: &Target, role: Role) -> rusqlite::Result<Connection> 
 /// Why one attempt at an operation failed.
 #[derive(Debug)]
 pub(super) enum Fail {
-    /// SQLite (or rusqlite) said no; the `&str`, when set, names the record a constraint violation is about,
-    /// instead of the operation's default.
-    Sql(rusqlite::Error, Option<&'static str>),
+    /// SQLite (or rusqlite) said no.
+    Sql(rusqlite::Error),
     /// Already a storage error (a row that does not decode, a closed store…).
     Store(StoreError),
 }
@@ -161,7 +160,7 @@ pub(super) enum Fail {
 impl std::fmt::Display for Fail {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Fail::Sql(e, _) => e.fmt(f),
+            Fail::Sql(e) => e.fmt(f),
             Fail::Store(e) => e.fmt(f),
         }
     }
@@ -169,7 +168,7 @@ impl std::fmt::Display for Fail {
 
 impl From<rusqlite::Error> for Fail {
     fn from(e: rusqlite::Error) -> Self {
-        Fail::Sql(e, None)
+        Fail::Sql(e)
     }
 }
 
@@ -179,28 +178,17 @@ impl From<StoreError> for Fail {
     }
 }
 
-/// Name the record a statement's failure is about (a transaction writes several).
-pub(super) trait About<T> {
-    fn about(self, what: &'static str) -> Result<T, Fail>;
-}
-
-impl<T> About<T> for rusqlite::Result<T> {
-    fn about(self, what: &'static str) -> Result<T, Fail> {
-        self.map_err(|e| Fail::Sql(e, Some(what)))
-    }
-}
-
 impl Fail {
     /// Another connection holds a lock this attempt needed: worth another try.
     fn is_busy(&self) -> bool {
-        matches!(self, Fail::Sql(rusqlite::Error::SqliteFailure(e, _), _)
+        matches!(self, Fail::Sql(rusqlite::Error::SqliteFailure(e, _))
             if matches!(e.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked))
     }
 
     /// The connection may be broken (an I/O error, a damaged file…) rather than the statement refused: it is
     /// closed, never reused.
     pub(super) fn spoils_connection(&self) -> bool {
-        matches!(self, Fail::Sql(rusqlite::Error::SqliteFailure(e, _), _) if matches!(
+        matches!(self, Fail::Sql(rusqlite::Error::SqliteFailure(e, _)) if matches!(
             e.code,
             ErrorCode::SystemIoFailure
                 | ErrorCode::DatabaseCorrupt
@@ -216,7 +204,7 @@ impl Fail {
     /// The storage error, for an operation on `what`.
     pub(super) fn into_store(self, what: &'static str) -> StoreError {
         match self {
-            Fail::Sql(e, about) => store_error(e, about.unwrap_or(what)),
+            Fail::Sql(e) => store_error(e, what),
             Fail::Store(e) => e,
         }
     }

@@ -43,6 +43,11 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         description: "append friendly tokens",
         sql: include_str!("../../migrations/sqlite/0005_append_friendly_tokens.sql"),
     },
+    Migration {
+        version: 6,
+        description: "standalone access tokens",
+        sql: include_str!("../../migrations/sqlite/0006_standalone_access_tokens.sql"),
+    },
 ];
 
 const CREATE_HISTORY: &str = "CREATE TABLE authflow_migrations (version INTEGER PRIMARY KEY, \
@@ -179,7 +184,7 @@ mod tests {
         assert!(foreign_keys(&conn), "enforcement is back on after a failure too");
     }
 
-    /// Version 5 rebuilds the grant and token tables: what a version-4 database held is all still there.
+    /// Versions 5 and 6 rebuild the grant and token tables: what a version-4 database held is all still there.
     #[test]
     fn rebuilding_the_token_tables_keeps_their_rows() {
         let mut conn = open(&Target::Memory, Role::Writer).unwrap();
@@ -207,8 +212,23 @@ mod tests {
         let twice = "INSERT INTO access_tokens (token_hash, grant_id, client_id, resources, issued_at, expires_at) \
                      VALUES (zeroblob(32), 'g', 'c', '[]', 2, 6)";
         assert!(conn.execute(twice, []).is_err());
+        // Since version 6 a token may have no grant, but not one that does not exist.
+        let alone = "INSERT INTO access_tokens (token_hash, client_id, resources, issued_at, expires_at) \
+                     VALUES (randomblob(32), 'c', '[]', 2, 6)";
+        conn.execute(alone, []).unwrap();
+        let dangling = "INSERT INTO access_tokens (token_hash, grant_id, client_id, resources, issued_at, expires_at) \
+                        VALUES (randomblob(32), 'nowhere', 'c', '[]', 2, 6)";
+        assert!(conn.execute(dangling, []).is_err());
+        // A grant's tokens are found through the index that leaves the grantless out.
+        let plan: String = conn
+            .query_row("EXPLAIN QUERY PLAN SELECT rowid FROM access_tokens WHERE grant_id = ?1", ["g"], |r| r.get(3))
+            .unwrap();
+        assert!(plan.contains("access_tokens_grant"), "{plan}");
         conn.execute("DELETE FROM grants WHERE id = 'g'", []).unwrap();
-        assert_eq!(count("SELECT (SELECT count(*) FROM access_tokens) + (SELECT count(*) FROM refresh_tokens)"), 0);
+        assert_eq!(count("SELECT (SELECT count(*) FROM access_tokens) + (SELECT count(*) FROM refresh_tokens)"), 1);
+        assert_eq!(count("SELECT count(*) FROM access_tokens WHERE grant_id IS NULL"), 1);
+        conn.execute("DELETE FROM clients WHERE id = 'c'", []).unwrap();
+        assert_eq!(count("SELECT count(*) FROM access_tokens"), 0, "a client's deletion takes its grantless tokens");
     }
 
     #[test]

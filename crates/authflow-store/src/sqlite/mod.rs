@@ -468,7 +468,7 @@ mod tests {
             })
             .await
             .unwrap();
-        assert_eq!(history, vec![1, 2, 3, 4, 5], "each migration recorded exactly once");
+        assert_eq!(history, (1..=6).collect::<Vec<_>>(), "each migration recorded exactly once");
         // 0003 ran (clients from metadata documents), 0001 did not run again (the client is still there).
         let mut new = client("https://app.example/client.json");
         new.origin = ClientOrigin::MetadataDocument;

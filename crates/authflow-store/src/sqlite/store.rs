@@ -2,8 +2,8 @@
 //! the writer thread (see the module docs of `crate::sqlite`).
 //!
 //! Method by method, the same operations as the PostgreSQL backend (`sql::impl_sql_store!`): every
-//! compare-and-set is one conditional statement, and an operation that writes several rows (rotation, a
-//! grant with its token, the purge) is one write, run by the writer thread under a savepoint of its own
+//! compare-and-set is one conditional statement, and an operation that writes several rows (rotation, the
+//! purge) is one write, run by the writer thread under a savepoint of its own
 //! (see `writer`), so an error rolls it back whole and nothing is left half-written.
 
 use async_trait::async_trait;
@@ -11,7 +11,7 @@ use authflow_core::device::DeviceGrant;
 use authflow_core::{Scope, TokenHash, UnixTime};
 use rusqlite::Connection;
 
-use super::conn::{execute, query_all, query_opt, About, Fail};
+use super::conn::{execute, query_all, query_opt, Fail};
 use super::SqliteStore;
 use crate::model::*;
 use crate::sql;
@@ -63,7 +63,7 @@ fn token_statement(
     conn: &Connection,
     statement: &str,
     token_hash: &TokenHash,
-    grant_id: &str,
+    grant_id: Option<&str>,
     client_id: &str,
     subject: &Option<String>,
     scope: &Option<Scope>,
@@ -94,7 +94,7 @@ fn insert_access_token(conn: &Connection, t: &AccessToken) -> rusqlite::Result<u
         conn,
         statement,
         token_hash,
-        grant_id,
+        grant_id.as_deref(),
         client_id,
         subject,
         scope,
@@ -113,7 +113,7 @@ fn insert_refresh_token(conn: &Connection, t: &RefreshToken) -> rusqlite::Result
         conn,
         statement,
         token_hash,
-        grant_id,
+        Some(grant_id),
         client_id,
         subject,
         scope,
@@ -207,17 +207,6 @@ impl TokenStore for SqliteStore {
     async fn insert_grant(&self, grant: &Grant) -> StoreResult<()> {
         let grant = grant.clone();
         self.write("grant", move |conn| Ok(insert_grant(conn, &grant).map(drop)?)).await
-    }
-
-    async fn insert_grant_with_access_token(&self, grant: &Grant, token: &AccessToken) -> StoreResult<()> {
-        // One write: a failure rolls back its savepoint, so neither row is left behind.
-        let (grant, token) = (grant.clone(), token.clone());
-        self.write("access token", move |conn| {
-            insert_grant(conn, &grant).about("grant")?;
-            insert_access_token(conn, &token)?;
-            Ok(())
-        })
-        .await
     }
 
     async fn find_grant(&self, id: &str) -> StoreResult<Option<Grant>> {
