@@ -21,7 +21,7 @@ pub enum Scenario {
     Noop,
     /// `POST /introspect` of a live opaque token by an authenticated resource server.
     Introspect,
-    /// `POST /token`, `grant_type=client_credentials`: authenticate, then write a grant and a token.
+    /// `POST /token`, `grant_type=client_credentials`: authenticate, then write a token.
     ClientCredentials,
     /// `POST /token`, `grant_type=authorization_code` with PKCE, for pre-minted codes (public client;
     /// an access and a refresh token are written).

@@ -98,8 +98,11 @@ pub async fn new_grant(
 /// A new access token and its record (not yet stored).
 async fn access_token(state: &AppState, req: &TokenRequest<'_>) -> Result<(SecretToken, AccessToken), ApiError> {
     let now = state.clock.now();
-    let expires_at = now + state.policy.access_token_ttl;
-    let expires_at = req.holder.grant().map_or(expires_at, |grant| expires_at.min(grant.expires_at));
+    let expires_at = match req.holder.grant() {
+        Some(grant) => (now + state.policy.access_token_ttl).min(grant.expires_at),
+        // No grant to cap it: the policy's longest grant still does, as the grant it once had did.
+        None => now + state.policy.access_token_ttl.min(state.policy.grant_ttl),
+    };
     let token = match state.policy.access_token_format {
         AccessTokenFormat::Opaque => SecretToken::generate(TokenKind::AccessToken, now, &mut OsEntropy),
         AccessTokenFormat::Jwt => SecretToken::from_presented(jwt_access_token(state, req, now, expires_at).await?),

@@ -30,7 +30,7 @@ fn now_or_never<F: Future>(future: F) -> F::Output {
     }
 }
 
-/// Issue [`TOKENS`] tokens, each with its grant, as the token endpoint does; their hashes.
+/// Issue [`TOKENS`] client_credentials tokens (no grant), as the token endpoint does; their hashes.
 async fn issue(store: &dyn Store, now: UnixTime) -> Vec<TokenHash> {
     store.insert_client(&bare_client("bench-service")).await.expect("insert the client");
     let mut hashes = Vec::with_capacity(TOKENS);

@@ -104,9 +104,9 @@ pub struct User {
     pub disabled: bool,
 }
 
-/// One authorization: everything issued from one code exchange, one device approval or one
-/// client-credentials request shares a grant, so revoking the grant revokes all of it (RFC 9700 §4.14
-/// refresh-token reuse, §4.2.4 code replay).
+/// One authorization: everything issued from one code exchange or one device approval shares a grant, so
+/// revoking the grant revokes all of it (RFC 9700 §4.14 refresh-token reuse, §4.2.4 code replay). A
+/// client_credentials token has none (see [`AccessToken::grant_id`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grant {
     /// The grant id.

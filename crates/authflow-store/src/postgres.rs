@@ -159,7 +159,8 @@ const FIND_ACCESS_TOKENS: &str = "SELECT a.token_hash AS token_hash, a.grant_id 
      a.client_id AS client_id, a.subject AS subject, a.scope AS scope, a.resources AS resources, \
      a.issued_at AS issued_at, a.expires_at AS expires_at \
      FROM access_tokens a LEFT JOIN grants g ON g.id = a.grant_id \
-     WHERE a.token_hash = ANY($1) AND a.revoked_at IS NULL AND g.revoked_at IS NULL";
+     WHERE a.token_hash = ANY($1) AND a.revoked_at IS NULL AND g.revoked_at IS NULL \
+     AND (a.grant_id IS NULL OR g.id IS NOT NULL)";
 
 /// Introspection's lookup, batched: each statement and round trip serves every lookup waiting for one.
 #[derive(Debug)]

@@ -557,12 +557,14 @@ pub(crate) const FIND_CODE: &str =
 
 pub(crate) const INSERT_ACCESS_TOKEN: &str =
     concat!("INSERT INTO access_tokens (", token_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)");
-/// Live tokens only: two primary-key lookups, one for a token without a grant (whose `g` columns are NULL).
+/// Live tokens only: two unique-key lookups, one for a token without a grant (whose `g` columns are NULL);
+/// a token whose grant is missing counts as dead, as in the memory backend.
 pub(crate) const FIND_ACCESS_TOKEN: &str = "SELECT a.token_hash AS token_hash, a.grant_id AS grant_id, \
      a.client_id AS client_id, a.subject AS subject, a.scope AS scope, a.resources AS resources, \
      a.issued_at AS issued_at, a.expires_at AS expires_at \
      FROM access_tokens a LEFT JOIN grants g ON g.id = a.grant_id \
-     WHERE a.token_hash = $1 AND a.revoked_at IS NULL AND a.expires_at > $2 AND g.revoked_at IS NULL";
+     WHERE a.token_hash = $1 AND a.revoked_at IS NULL AND a.expires_at > $2 AND g.revoked_at IS NULL \
+     AND (a.grant_id IS NULL OR g.id IS NOT NULL)";
 pub(crate) const REVOKE_ACCESS_TOKEN: &str =
     "UPDATE access_tokens SET revoked_at = COALESCE(revoked_at, $2) WHERE token_hash = $1";
 

@@ -775,7 +775,7 @@ pub async fn concurrent_access_token_issuances(store: Arc<dyn Store>) {
         let label = format!("at-{i}");
         match i {
             // A token hash stored already, a client that does not exist, a grant that does not exist.
-            7 => standalone("at-taken", "app", later(3600)),
+            7 => access("at-taken", "g", "app", later(60)),
             19 => standalone(&label, "ghost", later(3600)),
             31 => access(&label, "ghost-grant", "app", later(3600)),
             _ if i % 2 == 0 => access(&label, "g", "app", later(3600)),
@@ -829,9 +829,12 @@ pub async fn standalone_access_tokens(store: Arc<dyn Store>) {
     assert!(store.revoke_access_token(&revoked.token_hash, NOW).await.must("revoke"));
     assert_eq!(store.find_access_token(&revoked.token_hash, NOW).await.must("find"), None, "revoked");
 
-    // The client's grants and its users' are revoked: nothing of it is the token's.
-    assert!(store.revoke_grant("g", NOW).await.must("revoke grant"));
-    assert_eq!(store.revoke_grants_of_subject("user-1", NOW).await.must("revoke subject"), 0);
+    // The client's grants and its users' are revoked: the tokens of those grants die, the grantless live.
+    let of_user = access("at-of-user", "g", "app", later(3600));
+    store.insert_access_token(&of_user).await.must("insert");
+    assert_eq!(store.revoke_grants_of_subject("user-1", NOW).await.must("revoke subject"), 1);
+    assert!(store.revoke_grant("g", NOW).await.must("revoke grant"), "the grant exists (revoked already)");
+    assert_eq!(store.find_access_token(&of_user.token_hash, NOW).await.must("find"), None, "the grant's token died");
     assert_eq!(store.find_access_token(&live.token_hash, NOW).await.must("find"), Some(live.clone()));
 
     let report = store.purge_expired(NOW).await.must("purge");
@@ -1329,7 +1332,8 @@ pub async fn optional_fields_round_trip(store: Arc<dyn Store>) {
 }
 
 /// What is issued needs what it is issued from: a grant, code or device authorization needs its client,
-/// a token its client and its grant, if it names one. Violations are [`StoreError::Corrupt`] (a caller bug), and store nothing.
+/// a token its client and its grant, if it names one. Violations are [`StoreError::Corrupt`] (a caller bug),
+/// and store nothing.
 pub async fn references_are_enforced(store: Arc<dyn Store>) {
     expect_corrupt(store.insert_grant(&grant("g", "ghost", later(60))).await, "a grant for an unknown client");
     expect_corrupt(store.insert_code(&code("c", "g", "ghost", later(60))).await, "a code for an unknown client");
