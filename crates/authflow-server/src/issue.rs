@@ -179,9 +179,27 @@ pub async fn respond(
     req: TokenRequest<'_>,
     refresh: Option<SecretToken>,
 ) -> Result<TokenResponse, ApiError> {
-    let (access, record) = access_token(state, &req).await?;
+    Ok(store_access_token(state, &req).await?.respond(req, refresh))
+}
+
+/// An access token minted and stored, not yet answered.
+pub struct Stored {
+    access: SecretToken,
+    record: AccessToken,
+}
+
+impl Stored {
+    /// The token response for it, with `refresh` if given.
+    pub fn respond(self, req: TokenRequest<'_>, refresh: Option<SecretToken>) -> TokenResponse {
+        response(self.access, &self.record, req, refresh)
+    }
+}
+
+/// Mint an access token for `req` and store it ([`respond`] in two steps, for a caller with work between).
+pub async fn store_access_token(state: &AppState, req: &TokenRequest<'_>) -> Result<Stored, ApiError> {
+    let (access, record) = access_token(state, req).await?;
     state.store.insert_access_token(&record).await?;
-    Ok(response(access, &record, req, refresh))
+    Ok(Stored { access, record })
 }
 
 fn response(

@@ -163,13 +163,18 @@ async fn refresh_token(
         }
     }
     let (token, record) = issue::refresh_token(state, &grant, old.scope.clone(), old.resources.clone());
+    let req = TokenRequest { holder: Holder::Grant(&grant), scope, resources };
+    // The access token is stored before the rotation: should storing it fail, the presented refresh token is
+    // still unused and the client may simply retry; should the rotation then lose, the grant's revocation
+    // below ends the access token too.
+    let access = issue::store_access_token(state, &req).await?;
     if !state.store.rotate_refresh_token(&old.token_hash, &record, now).await? {
         // Lost a race with another use of the same token: that is reuse too.
         state.store.revoke_grant(&old.grant_id, now).await?;
         tracing::warn!(target: AUDIT, client_id = client.id(), "concurrent refresh token reuse; grant revoked");
         return Err(invalid_grant("refresh token already used; the grant is revoked"));
     }
-    issue::respond(state, TokenRequest { holder: Holder::Grant(&grant), scope, resources }, Some(token)).await
+    Ok(access.respond(req, Some(token)))
 }
 
 /// RFC 6749 §4.4: confidential clients acting for themselves. No refresh token (§4.4.3).

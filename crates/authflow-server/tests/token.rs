@@ -12,6 +12,7 @@ use authflow_core::jose::{jws, Algorithm, PrivateKey};
 use authflow_core::pkce::{CodeChallenge, CodeChallengeMethod, CodeVerifier};
 use authflow_core::{ClientAuthMethod, GrantType, Scope, SecretToken, TokenKind};
 use authflow_server::OsEntropy;
+use authflow_store::testsuite::Fixture;
 use authflow_store::{AuthorizationCode, Grant, StoreError, User};
 use common::{Backend, ClientSpec, TestServer};
 use serde_json::{json, Value};
@@ -230,6 +231,41 @@ async fn refresh_rotates_and_reuse_revokes_the_family(backend: Backend) {
     let rt3 = t3["refresh_token"].as_str().unwrap();
     let latest = [("grant_type", "refresh_token"), ("refresh_token", rt3), ("client_id", client.as_str())];
     s.post_form("/token", &latest, None).await.assert_error(400, "invalid_grant");
+    s.stop().await;
+}
+
+/// A refresh whose access token cannot be stored uses nothing up: the client's retry with the same refresh token
+/// succeeds. (Had the rotation been written first, the retry would be taken for reuse and the grant revoked.)
+/// SQLite only, because the fault is a trigger the test puts on the database file the server uses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_that_fails_to_store_its_token_can_be_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("authflow.db");
+    let store = authflow_store::sqlite::SqliteStore::connect(&format!("sqlite://{}", path.display()), 4).await.unwrap();
+    store.migrate().await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let s = TestServer::start_with_fixture(Fixture::new(store), listener, |b| b).await;
+    let (client, _) = s.add_client(ClientSpec::public_app()).await;
+    let rs = resource_server(&s).await;
+    let (code, verifier) = seed_code(&s, &client, "notes:read", &[RESOURCE]).await;
+    let rt = exchange(&s, &client, &code, &verifier).await.assert_token()["refresh_token"].as_str().unwrap().to_owned();
+
+    let db = rusqlite::Connection::open(&path).unwrap();
+    db.busy_timeout(Duration::from_secs(10)).unwrap();
+    db.execute_batch(
+        "CREATE TRIGGER refuse_access_tokens BEFORE INSERT ON access_tokens BEGIN SELECT RAISE(ABORT, 'refused'); END",
+    )
+    .unwrap();
+    let failed = refresh(&s, &client, &rt).await;
+    assert!(failed.status >= 500, "{} {}", failed.status, failed.text);
+    assert!(failed.body.get("refresh_token").is_none());
+    assert_eq!(failed.header("cache-control"), Some("no-store"));
+
+    db.execute_batch("DROP TRIGGER refuse_access_tokens").unwrap();
+    let t = refresh(&s, &client, &rt).await.assert_token().clone();
+    assert_eq!(introspect(&s, &rs, t["access_token"].as_str().unwrap()).await["active"], true);
+    // The retry rotated the token as a first use would: the next one works, the old one is spent.
+    refresh(&s, &client, t["refresh_token"].as_str().unwrap()).await.assert_token();
     s.stop().await;
 }
 

@@ -41,23 +41,8 @@ impl TestServer {
 
     /// Start, letting the test adjust the builder.
     pub async fn start_with(backend: Backend, configure: impl FnOnce(AuthServerBuilder) -> AuthServerBuilder) -> Self {
-        let fixture: Fixture = match backend {
-            Backend::Memory => Fixture::new(authflow_store::MemoryStore::new()),
-            Backend::Sqlite => authflow_store::fixtures::sqlite().await,
-            Backend::Postgres => authflow_store::fixtures::postgres().await,
-        };
-        let (store, teardown) = fixture.into_parts();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let clock = ManualClock::new(START);
-        let builder = AuthServer::builder(base.parse().unwrap(), store.clone()).clock(Arc::new(clock.clone()));
-        let server = configure(builder).build().expect("server builds");
-        let router = server.router();
-        let server = tokio::spawn(async move {
-            axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).await.unwrap();
-        });
-        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-        TestServer { base, store, clock, http, server, teardown }
+        Self::start_on(backend, listener, configure).await
     }
 
     /// Stop the server and clean up the backend (drops a PostgreSQL schema). Call at the end of each test.
@@ -255,6 +240,15 @@ impl TestServer {
             Backend::Sqlite => authflow_store::fixtures::sqlite().await,
             Backend::Postgres => authflow_store::fixtures::postgres().await,
         };
+        Self::start_with_fixture(fixture, listener, configure).await
+    }
+
+    /// [`TestServer::start_on`] over storage the test set up itself (e.g. a SQLite file it also opens).
+    pub async fn start_with_fixture(
+        fixture: Fixture,
+        listener: tokio::net::TcpListener,
+        configure: impl FnOnce(AuthServerBuilder) -> AuthServerBuilder,
+    ) -> Self {
         let (store, teardown) = fixture.into_parts();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let clock = ManualClock::new(START);
