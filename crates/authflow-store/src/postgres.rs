@@ -215,9 +215,10 @@ impl BatchOp for InsertAccessTokens {
 }
 
 impl InsertAccessTokens {
-    /// Write `tokens`, pushing one result per token. A refusal by the database splits them (at most ~2 log n
+    /// Write `tokens`, pushing one result per token. A refusal of some rows splits them (at most ~2 log n
     /// more statements for one token at fault, where one by one would take n); any other failure (the
-    /// connection, the pool) is every token's answer, with no further tries.
+    /// connection, the pool, a database that is read-only or shutting down) is every token's answer, with no
+    /// further tries: a split would only repeat it some 2n times.
     fn write_or_split<'a>(
         &'a self,
         tokens: &'a [AccessToken],
@@ -226,7 +227,7 @@ impl InsertAccessTokens {
         Box::pin(async move {
             match self.write(tokens).await {
                 Ok(()) => results.extend(tokens.iter().map(|_| Ok(()))),
-                Err(sqlx::Error::Database(_)) if tokens.len() > 1 => {
+                Err(e) if tokens.len() > 1 && refuses_rows(&e) => {
                     let (left, right) = tokens.split_at(tokens.len() / 2);
                     self.write_or_split(left, results).await;
                     self.write_or_split(right, results).await;
@@ -253,6 +254,16 @@ impl InsertAccessTokens {
             .await;
         db.settle(done).map(drop)
     }
+}
+
+/// Whether the database refused the statement for what some rows hold (SQLSTATE class 22, a data exception,
+/// or 23, a constraint violation), so that the rows' other halves may still land.
+fn refuses_rows(e: &sqlx::Error) -> bool {
+    let class = match e {
+        sqlx::Error::Database(d) => d.code(),
+        _ => None,
+    };
+    class.is_some_and(|code| code.starts_with("22") || code.starts_with("23"))
 }
 
 #[cfg(test)]
@@ -340,6 +351,67 @@ mod tests {
         let results = op.run(twice.clone()).await;
         assert!(results[0].is_ok() && matches!(results[1], Err(StoreError::Conflict(_))), "{results:?}");
         assert_eq!(store.find_access_token(&twice[0].token_hash, NOW).await.unwrap().as_ref(), Some(&twice[0]));
+        store.close().await;
+        teardown.await;
+    }
+
+    /// A batch is split only when the database refused rows: any other refusal (here a trigger's `57014`,
+    /// a statement cancelled) is every token's answer after one statement, where a split would repeat it
+    /// fifteen times for eight tokens. A sequence counts the statements, as its increments outlive rollbacks.
+    #[tokio::test]
+    async fn only_refused_rows_split_a_batch() {
+        use crate::testsuite::{bare_client, NOW};
+        use crate::ClientStore;
+        let (schema, options, teardown) = fresh_schema().await;
+        let store = PostgresStore::connect_with(options.options([("search_path", schema.as_str())]), 2).await.unwrap();
+        store.migrate().await.unwrap();
+        store.insert_client(&bare_client("app")).await.unwrap();
+        let refuse_with = |code: &str| {
+            format!(
+                "CREATE OR REPLACE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+                 PERFORM nextval('attempts'); RAISE EXCEPTION 'refused' USING ERRCODE = '{code}'; END $$"
+            )
+        };
+        let run_sql = |sql: String| {
+            let writer = store.writer.clone();
+            async move {
+                let mut db = writer.lease().await.unwrap();
+                let done = sqlx::raw_sql(&sql).execute(db.conn()).await;
+                db.settle(done).unwrap();
+            }
+        };
+        let attempts = || async {
+            let mut db = store.writer.lease().await.unwrap();
+            let n: Result<(i64,), _> = sqlx::query_as("SELECT last_value FROM attempts").fetch_one(db.conn()).await;
+            db.settle(n).unwrap().0
+        };
+        run_sql("CREATE SEQUENCE attempts".into()).await;
+        run_sql(refuse_with("57014")).await;
+        run_sql("CREATE TRIGGER refuse BEFORE INSERT ON access_tokens EXECUTE FUNCTION refuse()".into()).await;
+        let tokens: Vec<AccessToken> = (0..8)
+            .map(|i| AccessToken {
+                token_hash: TokenHash::of(&format!("at-{i}")),
+                grant_id: None,
+                client_id: "app".into(),
+                subject: None,
+                scope: None,
+                resources: vec![],
+                issued_at: NOW,
+                expires_at: NOW + Duration::from_secs(60),
+            })
+            .collect();
+        let op = InsertAccessTokens(store.writer.clone());
+
+        let results = op.run(tokens.clone()).await;
+        assert!(results.iter().all(|r| matches!(r, Err(StoreError::Unavailable(_)))), "{results:?}");
+        assert_eq!(attempts().await, 1, "one statement, no split");
+
+        // The same trigger refusing with a check violation (`23514`) is about rows: the batch is split down to
+        // single tokens, 1 + 2 + 4 + 8 statements.
+        run_sql(refuse_with("23514")).await;
+        let results = op.run(tokens).await;
+        assert!(results.iter().all(|r| matches!(r, Err(StoreError::Corrupt(_)))), "{results:?}");
+        assert_eq!(attempts().await, 1 + 15);
         store.close().await;
         teardown.await;
     }
