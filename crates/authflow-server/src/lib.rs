@@ -111,6 +111,8 @@ pub(crate) struct AppState {
     pub metrics: observe::Metrics,
     /// Clients recently read from storage.
     pub(crate) clients: clients::ClientCache,
+    /// Resource indicators recently validated, in canonical form.
+    pub(crate) resources: rules::CanonicalResources,
     /// Upstream identity providers, and whether local passwords are offered beside them.
     pub upstream: upstream::Upstreams,
 }
@@ -365,6 +367,7 @@ impl AuthServerBuilder {
                 clock: self.clock,
                 scopes: self.scopes,
                 clients: clients::ClientCache::new(self.policy.client_cache_ttl),
+                resources: rules::CanonicalResources::new(self.policy.resource_uris),
                 policy: self.policy,
                 limiter: self.limiter.unwrap_or_else(|| Arc::new(MemoryRateLimiter::new())),
                 replay: self.replay,
