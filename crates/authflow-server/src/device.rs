@@ -116,13 +116,13 @@ pub(crate) async fn poll(
         return Err(OAuthError::from(DeviceError::AccessDenied).into());
     }
     let grant_record = issue::new_grant(state, client.id(), Some(&subject), state.policy.grant_ttl).await?;
-    let refresh = if client.client.metadata.grant_types.contains(&GrantType::RefreshToken) {
-        let (token, record) = issue::refresh_token(state, &grant_record, grant.scope.clone(), grant.resources.clone());
-        state.store.insert_refresh_token(&record).await?;
-        Some(token)
-    } else {
-        None
-    };
+    let refresh = issue::refresh_token_if_allowed(
+        state,
+        &client.client,
+        &grant_record,
+        grant.scope.clone(),
+        grant.resources.clone(),
+    );
     let request = TokenRequest { holder: Holder::Grant(&grant_record), scope: grant.scope, resources: grant.resources };
     issue::respond(state, request, refresh).await
 }

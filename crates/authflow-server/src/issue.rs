@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use authflow_core::jose::{AccessTokenClaims, Audience, IdTokenClaims};
-use authflow_core::{OAuthError, Scope, SecretToken, TokenKind, UnixTime};
-use authflow_store::{AccessToken, AuthorizationCode, Grant, RefreshState, RefreshToken};
+use authflow_core::{GrantType, OAuthError, Scope, SecretToken, TokenKind, UnixTime};
+use authflow_store::{AccessToken, AuthorizationCode, Client, Grant, RefreshState, RefreshToken};
 use serde::Serialize;
 
 use crate::error::ApiError;
@@ -150,6 +150,18 @@ async fn jwt_access_token(
     claims.sign(&key).map_err(|e| ApiError::from(OAuthError::from(e)))
 }
 
+/// A refresh token and its record (not yet stored) for `grant`, if `client` may refresh (RFC 6749 §1.5).
+pub fn refresh_token_if_allowed(
+    state: &AppState,
+    client: &Client,
+    grant: &Grant,
+    scope: Option<Scope>,
+    resources: Vec<String>,
+) -> Option<(SecretToken, RefreshToken)> {
+    let allowed = client.metadata.grant_types.contains(&GrantType::RefreshToken);
+    allowed.then(|| refresh_token(state, grant, scope, resources))
+}
+
 /// A refresh-token record (not yet stored) for `grant`, carrying the grant's full scope and resources.
 pub fn refresh_token(
     state: &AppState,
@@ -173,13 +185,23 @@ pub fn refresh_token(
     (token, record)
 }
 
-/// Issue an access token (and store and return `refresh`, if given) as a token response.
+/// Issue an access token as a token response, with `refresh` (a new refresh token and its record) if given.
+/// The two are written side by side, so that they share a commit (one group of the SQLite writer; two
+/// connections at once on PostgreSQL) rather than wait for one each in turn.
 pub async fn respond(
     state: &AppState,
     req: TokenRequest<'_>,
-    refresh: Option<SecretToken>,
+    refresh: Option<(SecretToken, RefreshToken)>,
 ) -> Result<TokenResponse, ApiError> {
-    Ok(store_access_token(state, &req).await?.respond(req, refresh))
+    let (refresh, record) = refresh.unzip();
+    let store_refresh = async {
+        match &record {
+            Some(record) => Ok(state.store.insert_refresh_token(record).await?),
+            None => Ok(()),
+        }
+    };
+    let (access, ()) = tokio::try_join!(store_access_token(state, &req), store_refresh)?;
+    Ok(access.respond(req, refresh))
 }
 
 /// An access token minted and stored, not yet answered.

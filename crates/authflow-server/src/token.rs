@@ -87,13 +87,8 @@ async fn authorization_code(
         .await?
         .filter(|g| g.revoked_at.is_none())
         .ok_or_else(|| invalid_grant("the authorization was revoked"))?;
-    let refresh = if client.client.metadata.grant_types.contains(&GrantType::RefreshToken) {
-        let (token, record) = issue::refresh_token(state, &grant, code.scope.clone(), code.resources.clone());
-        state.store.insert_refresh_token(&record).await?;
-        Some(token)
-    } else {
-        None
-    };
+    let refresh =
+        issue::refresh_token_if_allowed(state, &client.client, &grant, code.scope.clone(), code.resources.clone());
     let openid = code.scope.as_ref().is_some_and(|s| s.contains("openid"));
     let mut response = issue::respond(
         state,
