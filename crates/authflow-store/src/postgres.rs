@@ -415,4 +415,62 @@ mod tests {
         store.close().await;
         teardown.await;
     }
+
+    /// A database at version 4 (tokens all had a grant; there is no version 5 here) upgrades to 6 with its rows
+    /// kept; then a token may stand without a grant but not name one that does not exist, the grant index
+    /// leaves the grantless out, and deleting a grant or a client still takes their tokens.
+    #[tokio::test]
+    async fn version_6_upgrades_a_populated_database() {
+        let (schema, options, teardown) = fresh_schema().await;
+        let store = PostgresStore::connect_with(options.options([("search_path", schema.as_str())]), 2).await.unwrap();
+        let before_6 = MIGRATOR.migrations.iter().filter(|m| m.version < 6).cloned().collect::<Vec<_>>();
+        assert_eq!(before_6.last().map(|m| m.version), Some(4));
+        Migrator { migrations: before_6.into(), ..Migrator::DEFAULT }.run(store.pool()).await.unwrap();
+        sqlx::raw_sql(
+            "INSERT INTO clients (id, metadata, origin, created_at) VALUES ('c', '{}', 'static', 1);
+             INSERT INTO grants (id, client_id, subject, created_at, expires_at) VALUES ('g', 'c', 'alice', 1, 9);
+             INSERT INTO access_tokens (token_hash, grant_id, client_id, subject, resources, issued_at, expires_at)
+                 VALUES (decode(repeat('00', 32), 'hex'), 'g', 'c', 'alice', '[]', 1, 5);
+             INSERT INTO refresh_tokens (token_hash, grant_id, client_id, resources, issued_at, expires_at, rotated_at)
+                 VALUES (decode(repeat('01', 32), 'hex'), 'g', 'c', '[]', 1, 9, 3);",
+        )
+        .execute(store.pool())
+        .await
+        .unwrap();
+        let alone = "INSERT INTO access_tokens (token_hash, client_id, resources, issued_at, expires_at) \
+                     VALUES (decode(repeat('02', 32), 'hex'), 'c', '[]', 2, 6)";
+        assert!(sqlx::query(alone).execute(store.pool()).await.is_err(), "version 4 wants a grant");
+
+        store.migrate().await.unwrap();
+        let pool = store.pool();
+        let count = |sql: &'static str| async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(pool).await.unwrap() };
+        assert_eq!(count("SELECT count(*) FROM access_tokens WHERE grant_id = 'g' AND subject = 'alice'").await, 1);
+        assert_eq!(count("SELECT count(*) FROM refresh_tokens WHERE rotated_at = 3").await, 1);
+        sqlx::query(alone).execute(store.pool()).await.unwrap();
+        let dangling = "INSERT INTO access_tokens (token_hash, grant_id, client_id, resources, issued_at, expires_at) \
+                        VALUES (decode(repeat('03', 32), 'hex'), 'nowhere', 'c', '[]', 2, 6)";
+        assert!(sqlx::query(dangling).execute(store.pool()).await.is_err());
+        let index: String = sqlx::query_scalar(
+            "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() AND indexname = 'access_tokens_grant'",
+        )
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        assert!(index.contains("WHERE (grant_id IS NOT NULL)"), "{index}");
+        // Through the store: the upgraded token is found with its grant, the new one without.
+        let old = store.find_access_token(&TokenHash::from_bytes([0; 32]), UnixTime::from_millis(2)).await.unwrap();
+        assert_eq!(old.and_then(|t| t.grant_id).as_deref(), Some("g"));
+        let new = store.find_access_token(&TokenHash::from_bytes([2; 32]), UnixTime::from_millis(3)).await.unwrap();
+        assert_eq!(new.map(|t| t.grant_id), Some(None));
+
+        sqlx::query("DELETE FROM grants WHERE id = 'g'").execute(store.pool()).await.unwrap();
+        assert_eq!(
+            count("SELECT (SELECT count(*) FROM access_tokens) + (SELECT count(*) FROM refresh_tokens)").await,
+            1
+        );
+        sqlx::query("DELETE FROM clients WHERE id = 'c'").execute(store.pool()).await.unwrap();
+        assert_eq!(count("SELECT count(*) FROM access_tokens").await, 0, "the client took its grantless token");
+        store.close().await;
+        teardown.await;
+    }
 }
