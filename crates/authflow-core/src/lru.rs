@@ -1,6 +1,7 @@
 //! A bounded least-recently-used map: the recency bookkeeping shared by the in-process stores
 //! ([`MemoryRateLimiter`](crate::ratelimit::MemoryRateLimiter)'s shards, the friction
-//! [`MemoryStore`](crate::friction::MemoryStore), the authorization server's client cache).
+//! [`MemoryStore`](crate::friction::MemoryStore), the authorization server's client cache and its resource
+//! indicators' canonical forms).
 //!
 //! Sans-IO and policy-free: [`Lru`] only remembers which entry was used least recently. Callers with a
 //! smarter eviction policy (evict an idle or unpenalised entry among the few oldest first) look at the old

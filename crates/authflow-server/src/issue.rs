@@ -186,8 +186,8 @@ pub fn refresh_token(
 }
 
 /// Issue an access token as a token response, with `refresh` (a new refresh token and its record) if given.
-/// The two are written side by side, so that they share a commit (one group of the SQLite writer; two
-/// connections at once on PostgreSQL) rather than wait for one each in turn.
+/// The two are written side by side, so that their commits overlap (on SQLite usually one group of the
+/// writer; on PostgreSQL two connections at once) rather than one waiting for the other.
 pub async fn respond(
     state: &AppState,
     req: TokenRequest<'_>,
@@ -195,16 +195,17 @@ pub async fn respond(
 ) -> Result<TokenResponse, ApiError> {
     let (refresh, record) = refresh.unzip();
     let store_refresh = async {
-        match &record {
-            Some(record) => Ok(state.store.insert_refresh_token(record).await?),
-            None => Ok(()),
+        if let Some(record) = &record {
+            state.store.insert_refresh_token(record).await?;
         }
+        Ok::<_, ApiError>(())
     };
     let (access, ()) = tokio::try_join!(store_access_token(state, &req), store_refresh)?;
     Ok(access.respond(req, refresh))
 }
 
 /// An access token minted and stored, not yet answered.
+#[must_use = "a stored token nobody is given is a wasted write"]
 pub struct Stored {
     access: SecretToken,
     record: AccessToken,

@@ -80,10 +80,11 @@ pub fn narrow_resources(state: &AppState, held: &[String], requested: Option<&st
 /// name the same few resources over and over, and parsing one (a URL, its host through IDNA) was ~4 % of a
 /// client_credentials request's CPU. Only valid ones are kept, at most [`Self::CAPACITY`], the least
 /// recently used leaving first, so a client sending endless new ones costs what parsing costs anyway.
+/// Built from the server's `Policy::resource_uris`, which nothing else reads once the server runs.
 #[derive(Debug)]
 pub(crate) struct CanonicalResources {
     policy: ResourcePolicy,
-    seen: Mutex<Lru<Box<str>, Arc<str>>>,
+    seen: Mutex<Lru<Arc<str>, Arc<str>>>,
 }
 
 impl CanonicalResources {
@@ -94,7 +95,7 @@ impl CanonicalResources {
         CanonicalResources { policy, seen: Mutex::new(Lru::new(Self::CAPACITY)) }
     }
 
-    fn seen(&self) -> MutexGuard<'_, Lru<Box<str>, Arc<str>>> {
+    fn seen(&self) -> MutexGuard<'_, Lru<Arc<str>, Arc<str>>> {
         // Entries are whole values: a panic elsewhere cannot leave one half-written.
         self.seen.lock().unwrap_or_else(PoisonError::into_inner)
     }

@@ -160,8 +160,8 @@ async fn refresh_token(
     let (token, record) = issue::refresh_token(state, &grant, old.scope.clone(), old.resources.clone());
     let req = TokenRequest { holder: Holder::Grant(&grant), scope, resources };
     // The access token is stored before the rotation: should storing it fail, the presented refresh token is
-    // still unused and the client may simply retry; should the rotation then lose, the grant's revocation
-    // below ends the access token too.
+    // still unused and the client may simply retry. Should the rotation then lose, nobody is given the
+    // access token, and the grant's revocation below ends it anyway (if opaque).
     let access = issue::store_access_token(state, &req).await?;
     if !state.store.rotate_refresh_token(&old.token_hash, &record, now).await? {
         // Lost a race with another use of the same token: that is reuse too.

@@ -31,6 +31,10 @@ pub(crate) fn db_error(what: &'static str) -> impl Fn(sqlx::Error) -> StoreError
             ErrorKind::NotNullViolation | ErrorKind::CheckViolation => {
                 StoreError::Corrupt(format!("{what} violates a constraint: {d}"))
             }
+            // SQLSTATE class 22, a data exception: the value is at fault, and trying again will not help.
+            _ if d.code().is_some_and(|c| c.starts_with("22")) => {
+                StoreError::Corrupt(format!("{what} holds a value the database refuses: {d}"))
+            }
             _ => StoreError::unavailable(e),
         },
         sqlx::Error::ColumnDecode { .. }
