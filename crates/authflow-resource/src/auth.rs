@@ -81,7 +81,7 @@ impl AuthContext {
     /// The answer to a request refused for `kind`, with the challenge this layer's routes give.
     fn refuse(&self, kind: RejectionKind, outcome: &'static str) -> Response<Body> {
         let scope = self.scope_for(&kind);
-        rejected(AuthRejection::new(kind, Some(self.challenge.clone()), scope), outcome)
+        rejected(AuthRejection::new(kind, Some(self.challenge.clone()), scope), outcome, None)
     }
 
     /// The verified token, if the verifier's `verdict` lets the request in and the token holds the required
@@ -297,10 +297,10 @@ impl<S> std::fmt::Debug for BearerAuth<S> {
     }
 }
 
-fn rejected(rejection: AuthRejection, outcome: &'static str) -> Response<Body> {
+fn rejected(rejection: AuthRejection, outcome: &'static str, token: Option<Arc<VerifiedToken>>) -> Response<Body> {
     use axum::response::IntoResponse;
     let mut response = rejection.into_response();
-    response.extensions_mut().insert(AuthNote { outcome, token: None });
+    response.extensions_mut().insert(AuthNote { outcome, token });
     response
 }
 
@@ -534,7 +534,9 @@ where
             &self.scope,
         );
         if let Err(rejection) = checked {
-            return Box::pin(async move { Ok(rejected(rejection, "insufficient_scope")) });
+            // The log names whose token fell short, as it does for the layer's own scope check.
+            let token = request.extensions().get::<Arc<VerifiedToken>>().cloned();
+            return Box::pin(async move { Ok(rejected(rejection, "insufficient_scope", token)) });
         }
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
@@ -706,6 +708,20 @@ mod tests {
         assert_eq!((note.outcome, note.token.as_ref().and_then(|t| t.subject.as_deref())), ("ok", Some("alice")));
         let refused = service.oneshot(bearer(Some("bad"))).await.unwrap();
         assert_eq!(refused.extensions().get::<AuthNote>().map(|n| n.outcome), Some("invalid"), "refusals always");
+    }
+
+    #[tokio::test]
+    async fn a_route_scope_refusal_names_the_token_for_the_log() {
+        let layer = BearerAuthLayer::new(AtOnce, "https://mcp.example.com/.well-known/oauth-protected-resource");
+        let routes =
+            RequireScopeLayer::new(["notes:write"]).layer(Reserving { held: Arc::default(), reservation: None });
+        let mut asked = bearer(Some("good"));
+        asked.extensions_mut().insert(NoteWanted);
+        let refused = layer.layer(routes).oneshot(asked).await.unwrap();
+        assert_eq!(refused.status(), 403);
+        let note = refused.extensions().get::<AuthNote>().expect("a note for the log");
+        let subject = note.token.as_ref().and_then(|t| t.subject.as_deref());
+        assert_eq!((note.outcome, subject), ("insufficient_scope", Some("alice")));
     }
 
     fn parts(auth: &[&str], uri: &str) -> Parts {

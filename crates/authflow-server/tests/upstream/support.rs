@@ -212,6 +212,36 @@ impl NodeProvider {
     /// whose redirect URI is `redirect_uri`.
     pub async fn start(redirect_uri: &str, client_id: &str, client_secret: &str, auth_method: &str) -> NodeProvider {
         let dir = tokio::task::spawn_blocking(installed).await.unwrap();
+        // Seen once in CI: node (20, which oidc-provider calls unsupported) stuck for good with its main thread
+        // in a futex wait before it printed its issuer. A provider that has not started in this long is
+        // killed and started again, saying so; a third failure fails the test.
+        for attempt in 1..=STARTS {
+            let (child, issuer) = Self::spawn(dir, redirect_uri, client_id, client_secret, auth_method);
+            match tokio::time::timeout(START_WITHIN, issuer).await {
+                Ok(issuer) => {
+                    let issuer = issuer.unwrap();
+                    let issuer =
+                        issuer.trim().strip_prefix("ISSUER ").unwrap_or_else(|| panic!("no issuer line: {issuer:?}"));
+                    return NodeProvider { issuer: issuer.to_owned(), child };
+                }
+                Err(_) => eprintln!(
+                    "WARNING: node-oidc-provider printed no issuer within {START_WITHIN:?} (start {attempt} of \
+                     {STARTS}); killing it"
+                ),
+            }
+            drop(NodeProvider { issuer: String::new(), child });
+        }
+        panic!("node-oidc-provider did not start in {STARTS} tries");
+    }
+
+    /// Start node; the first line it prints arrives on the receiver.
+    fn spawn(
+        dir: &Path,
+        redirect_uri: &str,
+        client_id: &str,
+        client_secret: &str,
+        auth_method: &str,
+    ) -> (Child, tokio::sync::oneshot::Receiver<String>) {
         // Its warnings and any crash report, one file per provider, to read when a test fails.
         let logs = Path::new(env!("CARGO_TARGET_TMPDIR")).join("oidc-provider-logs");
         std::fs::create_dir_all(&logs).unwrap();
@@ -236,11 +266,13 @@ impl NodeProvider {
             let _ = tx.send(lines.next().and_then(Result::ok).unwrap_or_default());
             for _ in lines {}
         });
-        let issuer = rx.await.unwrap();
-        let issuer = issuer.trim().strip_prefix("ISSUER ").unwrap_or_else(|| panic!("no issuer line: {issuer:?}"));
-        NodeProvider { issuer: issuer.to_owned(), child }
+        (child, rx)
     }
 }
+
+/// How long node-oidc-provider gets to start (it takes well under a second), and how many starts.
+const START_WITHIN: Duration = Duration::from_secs(30);
+const STARTS: u32 = 3;
 
 impl Drop for NodeProvider {
     fn drop(&mut self) {
