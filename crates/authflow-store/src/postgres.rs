@@ -272,11 +272,17 @@ mod tests {
     use crate::fixtures::fresh_schema;
     use crate::TokenStore;
 
+    /// A store (not migrated) on a schema of its own, which `teardown` drops.
+    async fn store_in_fresh_schema(connections: u32) -> (PostgresStore, impl Future<Output = ()>) {
+        let (schema, options, teardown) = fresh_schema().await;
+        let store = PostgresStore::connect_with(options.options([("search_path", schema.as_str())]), connections);
+        (store.await.unwrap(), teardown)
+    }
+
     #[tokio::test]
     async fn introspection_lookups_run_a_generic_plan() {
-        let (schema, options, teardown) = fresh_schema().await;
         // One reader: the lookups' connection is the one inspected afterwards.
-        let store = PostgresStore::connect_with(options.options([("search_path", schema.as_str())]), 2).await.unwrap();
+        let (store, teardown) = store_in_fresh_schema(2).await;
         store.migrate().await.unwrap();
         for i in 0..8u8 {
             let hash = TokenHash::of(&format!("unknown-{i}"));
@@ -301,8 +307,7 @@ mod tests {
     async fn issuances_written_together_or_one_by_one() {
         use crate::testsuite::{bare_client, NOW};
         use crate::{ClientStore, Grant};
-        let (schema, options, teardown) = fresh_schema().await;
-        let store = PostgresStore::connect_with(options.options([("search_path", schema.as_str())]), 4).await.unwrap();
+        let (store, teardown) = store_in_fresh_schema(4).await;
         store.migrate().await.unwrap();
         store.insert_client(&bare_client("app")).await.unwrap();
         let later = NOW + Duration::from_secs(3600);
@@ -362,8 +367,7 @@ mod tests {
     async fn only_refused_rows_split_a_batch() {
         use crate::testsuite::{bare_client, NOW};
         use crate::ClientStore;
-        let (schema, options, teardown) = fresh_schema().await;
-        let store = PostgresStore::connect_with(options.options([("search_path", schema.as_str())]), 2).await.unwrap();
+        let (store, teardown) = store_in_fresh_schema(2).await;
         store.migrate().await.unwrap();
         store.insert_client(&bare_client("app")).await.unwrap();
         let refuse_with = |code: &str| {
@@ -433,8 +437,7 @@ mod tests {
     /// leaves the grantless out, and deleting a grant or a client still takes their tokens.
     #[tokio::test]
     async fn version_6_upgrades_a_populated_database() {
-        let (schema, options, teardown) = fresh_schema().await;
-        let store = PostgresStore::connect_with(options.options([("search_path", schema.as_str())]), 2).await.unwrap();
+        let (store, teardown) = store_in_fresh_schema(2).await;
         let before_6 = MIGRATOR.migrations.iter().filter(|m| m.version < 6).cloned().collect::<Vec<_>>();
         assert_eq!(before_6.last().map(|m| m.version), Some(4));
         Migrator { migrations: before_6.into(), ..Migrator::DEFAULT }.run(store.pool()).await.unwrap();
