@@ -332,9 +332,19 @@ pub(super) fn query_all<T>(
 /// snapshot serves dozens of reads under load (a token lookup took 2.8 µs instead of 5.3 µs in criterion).
 pub(super) const SNAPSHOT_AGE: Duration = Duration::from_millis(1);
 
+/// The id of the next reader opened, in any store of the process.
+static NEXT_READER: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// The id of the reader this thread used last.
+    static LAST_READER: std::cell::Cell<u64> = const { std::cell::Cell::new(u64::MAX) };
+}
+
 /// A read-only connection, and the snapshot it has been reading since a time, if any.
 #[derive(Debug)]
 struct Reader {
+    /// Unique in the process: a thread takes back the reader it used last, if idle.
+    id: u64,
     conn: Connection,
     /// The count of commits when the snapshot was taken, and when.
     snapshot: Option<(u64, Instant)>,
@@ -351,8 +361,9 @@ impl Reader {
     }
 }
 
-/// Read-only connections to a database file, opened on demand: each call takes an idle one (or opens one),
-/// runs synchronously on it, and puts it back. The mutex is held for the pop and the push only.
+/// Read-only connections to a database file, opened on demand: each call takes an idle one, preferably the
+/// one its thread used last (or opens one), runs synchronously on it, and puts it back. The mutex is held
+/// for the take and the push only.
 ///
 /// A reader keeps its read transaction open between calls, and so reads the snapshot it last took, until
 /// the writer of this process commits (it calls [`Readers::committed`]) or the snapshot is
@@ -397,11 +408,16 @@ impl Readers {
         if self.closed.load(Ordering::Acquire) {
             return Err(closed());
         }
-        let idle = self.idle().pop();
+        let idle = self.take_idle();
         let mut reader = match idle {
             Some(reader) => reader,
-            None => Reader { conn: open(&self.target, Role::Reader)?, snapshot: None },
+            None => Reader {
+                id: NEXT_READER.fetch_add(1, Ordering::Relaxed),
+                conn: open(&self.target, Role::Reader)?,
+                snapshot: None,
+            },
         };
+        LAST_READER.set(reader.id);
         // Read before the snapshot is taken: every commit it counts is then in the snapshot.
         let commits = self.commits.load(Ordering::Acquire);
         let result = self.in_snapshot(&mut reader, commits, op);
@@ -433,6 +449,18 @@ impl Readers {
             reader.snapshot = Some((commits, now));
         }
         op(&reader.conn)
+    }
+
+    /// An idle reader: the one this thread used last if it is idle, else the one that went idle last. A
+    /// connection's memory then stays in one core's caches instead of moving with each call to whichever
+    /// thread came next: 4 % more introspections per second on SQLite (four interleaved pairs).
+    fn take_idle(&self) -> Option<Reader> {
+        let last = LAST_READER.get();
+        let mut idle = self.idle();
+        match idle.iter().rposition(|reader| reader.id == last) {
+            Some(mine) => Some(idle.swap_remove(mine)),
+            None => idle.pop(),
+        }
     }
 
     fn put_back(&self, reader: Reader) {

@@ -244,6 +244,47 @@ mod tests {
         assert_eq!(readers.idle_count(), 3, "at most max_connections idle");
     }
 
+    #[tokio::test]
+    async fn a_thread_takes_back_the_reader_it_used_last() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_target, readers, _writer) = snapshot_parts(&dir, SNAPSHOT_AGE);
+        // Readers are told apart by a cache size of their own (a setting of the connection).
+        let mark = |conn: &Connection, size: i64| Ok(conn.pragma_update(None, "cache_size", size)?);
+        let marked = |conn: &Connection| Ok(conn.query_row("PRAGMA cache_size", [], |row| row.get::<_, i64>(0))?);
+        let both_held = std::sync::Barrier::new(2);
+        let (first_back, first_is_back) = std::sync::mpsc::channel();
+        let (second_back, second_is_back) = std::sync::mpsc::channel();
+        let (readers, both_held) = (&*readers, &both_held);
+        std::thread::scope(|threads| {
+            let first = threads.spawn(move || {
+                readers
+                    .call(|conn| {
+                        mark(conn, -1001)?;
+                        both_held.wait();
+                        Ok(())
+                    })
+                    .unwrap();
+                first_back.send(()).unwrap();
+                second_is_back.recv().unwrap();
+                // The second thread's reader went idle last: a plain stack would hand that one out.
+                readers.call(marked).unwrap()
+            });
+            readers
+                .call(|conn| {
+                    both_held.wait();
+                    first_is_back.recv().unwrap();
+                    mark(conn, -1002)
+                })
+                .unwrap();
+            second_back.send(()).unwrap();
+            assert_eq!(first.join().unwrap(), -1001, "the first thread's own reader");
+        });
+        assert_eq!(readers.call(marked).unwrap(), -1002, "this thread's own reader");
+        let elsewhere = std::thread::scope(|threads| threads.spawn(|| readers.call(marked).unwrap()).join().unwrap());
+        assert!([-1001, -1002].contains(&elsewhere), "a new thread takes an idle reader: {elsewhere}");
+        assert_eq!(readers.idle_count(), 2, "and opens none");
+    }
+
     /// A writer and readers of a file with a table `t`, the readers keeping a snapshot for `snapshot_age`.
     fn snapshot_parts(dir: &tempfile::TempDir, snapshot_age: Duration) -> (Target, Arc<Readers>, Writer) {
         let target = Target::File(dir.path().join("snapshots.db"));
