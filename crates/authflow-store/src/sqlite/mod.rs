@@ -31,6 +31,7 @@
 mod checkpoint;
 mod conn;
 mod migrate;
+mod spin;
 mod store;
 mod writer;
 

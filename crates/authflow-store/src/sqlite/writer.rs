@@ -14,6 +14,9 @@
 //! while another process writes), and a lock handed from task to task idles until the next task is
 //! scheduled.
 //!
+//! Waiting for the next write, the thread spins a while before it sleeps, while writes come close together
+//! (`spin`).
+//!
 //! Between two groups, the thread also copies the tail of the WAL that a background checkpoint left behind
 //! (`checkpoint`).
 
@@ -27,6 +30,7 @@ use tokio::sync::oneshot;
 
 use super::checkpoint::{checkpoint, Tail};
 use super::conn::{closed, open, Fail, Readers, Role, Target};
+use super::spin::Spin;
 use crate::{StoreError, StoreResult};
 
 /// The most writes one transaction takes.
@@ -267,13 +271,14 @@ impl Writer {
 /// dropped.
 fn serve(held: &Mutex<Held>, queue: &mpsc::Receiver<Job>, tail: &Tail) {
     let mut next = None;
+    let mut spin = Spin::default();
     loop {
         if tail.take() {
             lock(held).checkpoint();
         }
         let job = match next.take() {
             Some(job) => job,
-            None => match queue.recv() {
+            None => match spin.next(queue) {
                 Ok(job) => job,
                 Err(mpsc::RecvError) => break,
             },
