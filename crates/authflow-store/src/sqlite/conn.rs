@@ -336,7 +336,8 @@ pub(super) const SNAPSHOT_AGE: Duration = Duration::from_millis(1);
 static NEXT_READER: AtomicU64 = AtomicU64::new(0);
 
 thread_local! {
-    /// The id of the reader this thread used last.
+    /// The id of the reader this thread used last, in whichever store (a thread that alternates between two
+    /// stores keeps neither's).
     static LAST_READER: std::cell::Cell<u64> = const { std::cell::Cell::new(u64::MAX) };
 }
 
@@ -458,7 +459,8 @@ impl Readers {
         let last = LAST_READER.get();
         let mut idle = self.idle();
         match idle.iter().rposition(|reader| reader.id == last) {
-            Some(mine) => Some(idle.swap_remove(mine)),
+            // `remove`, not `swap_remove`: the others keep their order, the last idle one stays last.
+            Some(mine) => Some(idle.remove(mine)),
             None => idle.pop(),
         }
     }
